@@ -1,0 +1,28 @@
+"""layerwise's pretraining half: greedy layer-wise RBMs and autoencoders on unlabeled data.
+
+Python API::
+
+    import pretrain
+    stack = pretrain.pretrain_stack("digits", ["rbm:256", "rbm:128"], out="runs/dbn")
+    stack = pretrain.load_stack("runs/dbn")
+    codes = stack.transform(raw_images)        # encoder()(preprocess(raw))
+
+Names are imported lazily so that ``pretrain --help`` does not wait for torch.
+"""
+import importlib
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "pretrain_stack": "greedy", "load_stack": "stack", "Stack": "stack",
+    "load_data": "data", "Dataset": "data", "LayerwiseError": "errors",
+    "LayerSpec": "layers", "list_layers": "layers", "register_layer": "layers", "Layer": "layers",
+    "Preprocessing": "preprocess",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module 'pretrain' has no attribute {name!r}")

@@ -1,0 +1,40 @@
+"""Atomic file writes: a crash mid-write never leaves a broken artifact or checkpoint."""
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Write through ``write(file)`` to a temporary file beside ``path``, then rename over it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)  # atomic on POSIX and Windows
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_torch(obj: Any, path) -> None:
+    """``torch.save`` atomically; ``obj`` should be plain dicts of tensors and numbers."""
+    _atomic_write(path, lambda f: torch.save(obj, f))
+
+
+def save_json(obj: Any, path) -> None:
+    """Pretty JSON, atomically."""
+    text = json.dumps(obj, indent=2, default=str) + "\n"
+    _atomic_write(path, lambda f: f.write(text.encode()))
+
+
+def load_torch(path) -> Any:
+    """``torch.load(..., weights_only=True)``: artifacts never need pickled classes."""
+    return torch.load(path, map_location="cpu", weights_only=True)

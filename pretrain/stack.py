@@ -1,0 +1,115 @@
+"""The saved artifact: a greedily pretrained stack of layers with its preprocessing.
+
+``OUT/stack.pt`` is a plain dict (``torch.load(..., weights_only=True)`` loads
+it)::
+
+    {"format": "layerwise.stack", "version": 1,
+     "layers": [{"kind", "n_visible", "n_hidden", "options", "state": {name: tensor}}, ...],
+     "preprocessing": {"mode", "input_shape", "lo", "hi", ["mean", "std"]},
+     "info": {"data", "split_seed", "seed", "history", "versions", ...}}
+
+``OUT/stack.json`` holds the same minus the tensors, for people.
+"""
+import platform
+from pathlib import Path
+from typing import Any, Dict, List, Union
+
+import numpy as np
+import torch
+from torch import nn
+
+from .errors import LayerwiseError
+from .io import load_torch, save_json, save_torch
+from .layers import Layer, build_layer
+from .preprocess import Preprocessing
+
+FORMAT = "layerwise.stack"
+VERSION = 1
+
+
+def versions() -> Dict[str, str]:
+    """Library versions recorded with every artifact."""
+    from . import __version__
+    return {"layerwise": __version__, "torch": torch.__version__, "numpy": np.__version__,
+            "python": platform.python_version()}
+
+
+class Stack:
+    """Pretrained layers (bottom first) plus the preprocessing of the data they were trained on."""
+
+    def __init__(self, layers: List[Layer], preprocessing: Preprocessing, info: Dict[str, Any]):
+        self.layers = layers
+        self.preprocessing = preprocessing
+        self.info = info
+
+    def __repr__(self) -> str:
+        sizes = [self.preprocessing.n_features] + [layer.n_hidden for layer in self.layers]
+        kinds = ", ".join(layer.kind for layer in self.layers)
+        return f"Stack({'-'.join(map(str, sizes))}; {kinds})"
+
+    @property
+    def n_features(self) -> int:
+        return self.preprocessing.n_features
+
+    @property
+    def n_outputs(self) -> int:
+        return self.layers[-1].n_hidden
+
+    def preprocess(self, raw) -> torch.Tensor:
+        """The saved preprocessing applied to raw data ``[N, ...]``."""
+        return self.preprocessing(raw)
+
+    def encoder(self) -> nn.Sequential:
+        """A plain ``nn.Sequential`` (one ``Sequential(Linear, activation)`` per layer) with copies of the weights."""
+        return nn.Sequential(*[layer.to_modules() for layer in self.layers])
+
+    @torch.no_grad()
+    def transform(self, raw, batch_size: int = 4096) -> torch.Tensor:
+        """Top-layer codes: ``encoder()(preprocess(raw))``."""
+        encoder = self.encoder().eval()
+        x = self.preprocess(raw)
+        return torch.cat([encoder(chunk) for chunk in x.split(batch_size)]) if len(x) else x
+
+    def to_dict(self) -> Dict[str, Any]:
+        layers = [{**layer.config(), "state": {k: v.detach().cpu().clone() for k, v in layer.state_dict().items()}}
+                  for layer in self.layers]
+        return {"format": FORMAT, "version": VERSION, "layers": layers,
+                "preprocessing": self.preprocessing.to_dict(), "info": self.info}
+
+    @classmethod
+    def from_dict(cls, d: Dict[str, Any]) -> "Stack":
+        if d.get("format") != FORMAT:
+            raise LayerwiseError("not a layerwise stack file: point to the OUT folder written by `pretrain`")
+        layers = []
+        for entry in d["layers"]:
+            layer = build_layer(entry)
+            layer.load_state_dict(entry["state"])
+            layers.append(layer.eval())
+        return cls(layers, Preprocessing.from_dict(d["preprocessing"]), d["info"])
+
+    def describe(self) -> Dict[str, Any]:
+        """The artifact minus tensors: what ``stack.json`` holds."""
+        return {"format": FORMAT, "version": VERSION,
+                "layers": [layer.config() for layer in self.layers],
+                "preprocessing": self.preprocessing.describe(), **self.info}
+
+    def save(self, out_dir) -> Path:
+        """Write ``stack.pt`` and ``stack.json`` into ``out_dir`` atomically; return the ``.pt`` path."""
+        out = Path(out_dir)
+        save_torch(self.to_dict(), out / "stack.pt")
+        save_json(self.describe(), out / "stack.json")
+        return out / "stack.pt"
+
+
+def stack_path(path: Union[str, Path]) -> Path:
+    """``DIR`` or ``DIR/stack.pt`` -> the ``stack.pt`` file, with a one-line error when missing."""
+    path = Path(path)
+    file = path / "stack.pt" if path.is_dir() else path
+    if not file.is_file():
+        raise LayerwiseError(f"no pretrained stack at {path}: run `pretrain DATA -l ... -o {path}` first")
+    return file
+
+
+def load_stack(path: Union[str, Path]) -> Stack:
+    """Load a stack saved by ``pretrain`` (a folder or its ``stack.pt``)."""
+    return Stack.from_dict(load_torch(stack_path(path)))

@@ -1,0 +1,86 @@
+"""The one abstraction fine-tuning consumes: a body.
+
+A body is ordered layer groups (bottom first), the preprocessing that turns
+raw data into the first group's input, and the size of what comes out. It is
+built from a pretrained stack, from the same stack re-initialised (the
+control), or from a torchvision backbone (:mod:`finetune.backbones`), and
+schedules never ask where it came from.
+"""
+import math
+from typing import Callable, List, Optional, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from pretrain.errors import LayerwiseError
+from pretrain.stack import Stack
+
+
+class Body(nn.Module):
+    """Ordered layer groups + their preprocessing + their output size.
+
+    ``groups[i]`` maps the output of ``groups[i-1]`` to features of size
+    ``group_features[i]`` (flattened by ``tail`` when needed); ``tail`` is a
+    parameter-free module applied after the last group (pooling, flattening).
+    """
+
+    def __init__(self, groups: Sequence[nn.Module], group_features: Sequence[int],
+                 preprocess: Callable[[np.ndarray], torch.Tensor], name: str,
+                 group_names: Optional[Sequence[str]] = None, tail: Optional[nn.Module] = None,
+                 info: Optional[dict] = None):
+        super().__init__()
+        if len(groups) != len(group_features):
+            raise ValueError("one output size per group")
+        self.groups = nn.ModuleList(groups)
+        self.group_features = list(group_features)
+        self.group_names = list(group_names or [f"group{i + 1}" for i in range(len(groups))])
+        self.preprocess = preprocess
+        self.name = name
+        self.tail = tail if tail is not None else nn.Identity()
+        self.info = dict(info or {})
+
+    @property
+    def out_features(self) -> int:
+        return self.group_features[-1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for group in self.groups:
+            x = group(x)
+        return self.tail(x)
+
+    def drop_top(self, k: int) -> "Body":
+        """The same body without its top ``k`` groups (tweaking or replacing upper layers)."""
+        if k == 0:
+            return self
+        if not 0 < k < len(self.groups):
+            raise LayerwiseError(
+                f"--drop-top {k}: {self.name} has {len(self.groups)} layer groups; drop at most "
+                f"{len(self.groups) - 1}")
+        return Body(list(self.groups)[:-k], self.group_features[:-k], self.preprocess,
+                    f"{self.name}[:-{k}]", self.group_names[:-k], self.tail, self.info)
+
+
+def glorot_reset(module: nn.Module) -> None:
+    """Glorot & Bengio (2010) uniform weights and zero biases for every ``nn.Linear``: the random-init control."""
+    for linear in module.modules():
+        if isinstance(linear, nn.Linear):
+            bound = math.sqrt(6 / (linear.in_features + linear.out_features))
+            nn.init.uniform_(linear.weight, -bound, bound)
+            nn.init.zeros_(linear.bias)
+
+
+def body_from_stack(stack: Stack, name: str, random_init: bool = False) -> Body:
+    """A body from a pretrained stack: one group per layer (``Linear`` + activation).
+
+    With ``random_init`` the architecture and preprocessing are kept and the
+    weights drawn afresh: the control every comparison needs.
+    """
+    groups: List[nn.Module] = [layer.to_modules() for layer in stack.layers]
+    if random_init:
+        for group in groups:
+            glorot_reset(group)
+    names = [f"{layer.kind}{i + 1}" for i, layer in enumerate(stack.layers)]
+    return Body(groups, [layer.n_hidden for layer in stack.layers], stack.preprocess, name, names,
+                info={"preprocessing": stack.preprocessing.to_dict(), "data": stack.info.get("data"),
+                      "split_seed": stack.info.get("split_seed")})

@@ -82,5 +82,7 @@ def body_from_stack(stack: Stack, name: str, random_init: bool = False) -> Body:
             glorot_reset(group)
     names = [f"{layer.kind}{i + 1}" for i, layer in enumerate(stack.layers)]
     return Body(groups, [layer.n_hidden for layer in stack.layers], stack.preprocess, name, names,
-                info={"preprocessing": stack.preprocessing.to_dict(), "data": stack.info.get("data"),
-                      "split_seed": stack.info.get("split_seed")})
+                info={"data": stack.info.get("data"), "split_seed": stack.info.get("split_seed"),
+                      # enough to rebuild the same modules without the stack file (see finetune.classifier)
+                      "recipe": {"kind": "stack", "layers": [layer.config() for layer in stack.layers],
+                                 "preprocessing": stack.preprocessing.to_dict()}})

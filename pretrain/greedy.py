@@ -77,7 +77,8 @@ def evaluate(layer: Layer, train: torch.Tensor, val: torch.Tensor, batch_size: i
         return total / max(len(x), 1)
 
     metrics = {"recon_train": error(train), "recon_val": error(val)}
-    metrics.update(layer.monitors(train[:batch_size * 10].to(device), val[:batch_size * 10].to(device)))
+    if len(val):
+        metrics.update(layer.monitors(train[:batch_size * 10].to(device), val[:batch_size * 10].to(device)))
     return metrics
 
 
@@ -132,6 +133,31 @@ def layer_seed(seed: int, index: int) -> int:
     return seed * 1000 + index
 
 
+def run_epoch(layer: Layer, optimizer: torch.optim.Optimizer, x: torch.Tensor, batch_size: int,
+              progress: Optional[str] = None) -> float:
+    """One pass over ``x`` in a fresh random order; returns the mean loss.
+
+    Batches are gathered by indexing a shuffled permutation (faster than a
+    DataLoader over in-memory tensors). ``progress`` is the bar's title, or None for no bar.
+    """
+    layer.train()
+    device = next(layer.parameters()).device
+    order = torch.randperm(len(x))
+    total = torch.zeros((), device=device)
+    bar = tqdm(range(0, len(x), batch_size), disable=progress is None, leave=False, unit="batch", desc=progress)
+    for step, start in enumerate(bar):
+        batch = x[order[start:start + batch_size]].to(device, non_blocking=True)
+        optimizer.zero_grad(set_to_none=True)
+        loss = layer.loss(batch)
+        loss.backward()
+        optimizer.step()
+        loss = loss.detach()
+        total += loss * len(batch)
+        if progress is not None and step % 50 == 0:
+            bar.set_postfix(loss=f"{loss.item():.4g}")
+    return float(total) / max(len(x), 1)
+
+
 def train_layer(layer: Layer, spec: LayerSpec, index: int, run: Run, x_train: torch.Tensor,
                 x_val: torch.Tensor, progress: bool) -> None:
     """Train one layer on cached inputs, checkpointing after every epoch."""
@@ -151,25 +177,11 @@ def train_layer(layer: Layer, spec: LayerSpec, index: int, run: Run, x_train: to
         layer.init_from_data(x_train[:10000].to(device))
     monitor_rows = x_train[:max(len(x_val), MIN_MONITOR_ROWS)]
     baseline = float(monitor_rows.pow(2).mean())
-    n = len(x_train)
     for epoch in range(start_epoch, epochs):
         started = time.perf_counter()
-        layer.train()
-        order = torch.randperm(n)
-        total = torch.zeros((), device=device)
-        bar = tqdm(range(0, n, batch_size), disable=not progress, leave=False, unit="batch",
-                   desc=f"layer {index + 1}/{len(run.specs)} {spec.kind}:{spec.units} epoch {epoch + 1}/{epochs}")
-        for step, start in enumerate(bar):
-            batch = x_train[order[start:start + batch_size]].to(device, non_blocking=True)
-            optimizer.zero_grad(set_to_none=True)
-            loss = layer.loss(batch)
-            loss.backward()
-            loss = loss.detach()
-            optimizer.step()
-            total += loss * len(batch)
-            if progress and step % 50 == 0:
-                bar.set_postfix(loss=f"{loss.item():.4g}")
-        metrics = {"loss": float(total) / n, **evaluate(layer, monitor_rows, x_val, batch_size)}
+        desc = f"layer {index + 1}/{len(run.specs)} {spec.kind}:{spec.units} epoch {epoch + 1}/{epochs}"
+        loss = run_epoch(layer, optimizer, x_train, batch_size, desc if progress else None)
+        metrics = {"loss": loss, **evaluate(layer, monitor_rows, x_val, batch_size)}
         check_divergence(metrics, baseline, spec, index, epoch + 1, lr)
         record = {"layer": index, "epoch": epoch + 1, **metrics,
                   "seconds": time.perf_counter() - started}

@@ -95,13 +95,13 @@ class Autoencoder(Layer):
     def forward(self, v):
         return self.activation(F.linear(v, self.weight, self.hidden_bias))
 
-    def decode(self, h):
+    def decode_logits(self, h):
         """Reconstruction before the output non-linearity."""
         weight = self.weight.t() if self.hparams["tied"] else self.decoder_weight
         return F.linear(h, weight, self.visible_bias)
 
-    def reconstruct(self, v):
-        r = self.decode(self.forward(v))
+    def decode(self, h):
+        r = self.decode_logits(h)
         return torch.sigmoid(r) if self.uses_cross_entropy else r
 
     def corrupt(self, v):
@@ -116,7 +116,7 @@ class Autoencoder(Layer):
         hp = self.hparams
         a = F.linear(self.corrupt(v), self.weight, self.hidden_bias)
         h = self.activation(a)
-        r = self.decode(h)
+        r = self.decode_logits(h)
         if self.uses_cross_entropy:
             loss = F.binary_cross_entropy_with_logits(r, v, reduction="sum") / v.shape[0]
         else:

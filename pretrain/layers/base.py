@@ -6,8 +6,9 @@ A layer is an ``nn.Module`` with
   hidden probabilities for RBMs, the encoder output for autoencoders);
 * ``loss(v)``: a scalar whose gradient is the layer's learning rule, so one
   trainer with any torch optimizer trains every kind of layer;
-* ``reconstruct(v)``: the one-step mean-field reconstruction used for the
-  reconstruction error reported in training and evaluation alike;
+* ``decode(h)``: the mean reconstruction of the input from codes, so
+  ``reconstruct(v) = decode(forward(v))`` gives the one-step mean-field
+  reconstruction whose error is reported in training and evaluation alike;
 * ``to_modules()``: plain torch modules (``nn.Linear`` + activation) holding a
   copy of the weights, which is all fine-tuning ever sees.
 
@@ -119,8 +120,8 @@ class Layer(nn.Module, ABC):
         """Scalar whose gradient is the layer's learning rule."""
 
     @abstractmethod
-    def reconstruct(self, v: torch.Tensor) -> torch.Tensor:
-        """One-step mean-field reconstruction of ``v``."""
+    def decode(self, h: torch.Tensor) -> torch.Tensor:
+        """Mean reconstruction of the input from codes ``h`` (top-down pass)."""
 
     @abstractmethod
     def to_modules(self) -> nn.Sequential:
@@ -134,6 +135,10 @@ class Layer(nn.Module, ABC):
 
     def init_from_data(self, v: torch.Tensor) -> None:
         """Optional data-dependent initialisation from a sample of the training inputs."""
+
+    def reconstruct(self, v: torch.Tensor) -> torch.Tensor:
+        """One-step mean-field reconstruction: ``decode(forward(v))``."""
+        return self.decode(self.forward(v))
 
     def reconstruction_error(self, v: torch.Tensor) -> torch.Tensor:
         """Mean squared error per input unit of the one-step mean-field reconstruction."""

@@ -71,8 +71,8 @@ class EnergyLayer(Layer):
     def forward(self, v: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.hidden_preactivation(v))
 
-    def reconstruct(self, v: torch.Tensor) -> torch.Tensor:
-        return self.visible_mean(self.forward(v))
+    def decode(self, h: torch.Tensor) -> torch.Tensor:
+        return self.visible_mean(h)
 
     @torch.no_grad()
     def negative_phase(self, h_data: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:

@@ -76,8 +76,9 @@ def evaluate(layer: Layer, train: torch.Tensor, val: torch.Tensor, batch_size: i
                     for chunk in x.split(batch_size))
         return total / max(len(x), 1)
 
-    metrics = {"recon_train": error(train), "recon_val": error(val)}
-    if len(val):
+    metrics = {"recon_train": error(train)}
+    if len(val):  # no held-out slice with --val-fraction 0
+        metrics["recon_val"] = error(val)
         metrics.update(layer.monitors(train[:batch_size * 10].to(device), val[:batch_size * 10].to(device)))
     return metrics
 
@@ -85,12 +86,12 @@ def evaluate(layer: Layer, train: torch.Tensor, val: torch.Tensor, batch_size: i
 def check_divergence(metrics: Dict[str, float], baseline: float, spec: LayerSpec, index: int,
                      epoch: int, lr: float) -> None:
     """Stop with a message naming the remedy when training blew up (NaN/inf or exploding error)."""
-    values = [metrics["loss"], metrics["recon_train"], metrics["recon_val"]]
-    if all(np.isfinite(values)) and metrics["recon_val"] <= DIVERGENCE_FACTOR * baseline:
+    error = metrics.get("recon_val", metrics["recon_train"])
+    if np.isfinite([metrics["loss"], metrics["recon_train"], error]).all() and error <= DIVERGENCE_FACTOR * baseline:
         return
     raise LayerwiseError(
         f"layer {index + 1} ({spec}) diverged in epoch {epoch} (reconstruction error "
-        f"{metrics['recon_val']:.3g}, mean square input {baseline:.3g}): lower its learning rate, e.g. "
+        f"{error:.3g}, mean square input {baseline:.3g}): lower its learning rate, e.g. "
         f"-l {spec.kind}:{spec.units},lr={lr / 10:g}, and standardise real-valued input")
 
 
@@ -280,7 +281,7 @@ def pretrain_stack(data, layers: Sequence[Union[str, LayerSpec]], out: Union[str
             x_val = encode(layer, x_val, 4096, cache / f"codes{index + 1}_val.npy" if cache else None)
         input_range = layer.code_range
 
-    info = {**run.describe(), "n_train": len(train_rows), "n_val": len(val_rows),
+    info = {**run.settings, "layer_specs": [str(s) for s in specs], "n_train": len(train_rows), "n_val": len(val_rows),
             "history": run.history, "versions": versions()}
     stack = Stack([layer.cpu() for layer in trained], preprocessing, info)
     if out is not None:

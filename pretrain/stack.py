@@ -30,7 +30,7 @@ VERSION = 1
 def versions() -> Dict[str, str]:
     """Library versions recorded with every artifact."""
     from . import __version__
-    return {"layerwise": __version__, "torch": torch.__version__, "numpy": np.__version__,
+    return {"layerwise": __version__, "torch": str(torch.__version__), "numpy": np.__version__,
             "python": platform.python_version()}
 
 
@@ -89,9 +89,9 @@ class Stack:
 
     def describe(self) -> Dict[str, Any]:
         """The artifact minus tensors: what ``stack.json`` holds."""
-        return {"format": FORMAT, "version": VERSION,
+        return {"format": FORMAT, "version": VERSION, **self.info,
                 "layers": [layer.config() for layer in self.layers],
-                "preprocessing": self.preprocessing.describe(), **self.info}
+                "preprocessing": self.preprocessing.describe()}
 
     def save(self, out_dir) -> Path:
         """Write ``stack.pt`` and ``stack.json`` into ``out_dir`` atomically; return the ``.pt`` path."""

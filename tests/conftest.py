@@ -1,0 +1,16 @@
+"""Shared fixtures: real data (scikit-learn's digits) scaled as the stack would scale it."""
+import numpy as np
+import pytest
+import torch
+
+
+@pytest.fixture(scope="session")
+def digits_unit():
+    """The 1,797 digits as float32 in [0, 1], shape [N, 64]."""
+    from sklearn.datasets import load_digits
+    return torch.from_numpy((load_digits().data / 16.0).astype(np.float32))
+
+
+@pytest.fixture(autouse=True)
+def _seeded():
+    torch.manual_seed(0)

@@ -71,10 +71,11 @@ def main(data, layers, out, epochs, batch_size, lr, seed, device, data_dir, spli
       pretrain fashion-mnist --data-dir data -l rbm:500,k=1 -l ae:250,noise=mask:0.3 -o runs/fm
     """
     if plots_only:
-        from .plots import plot_stack
         from .stack import load_stack
-        for path in plot_stack(load_stack(plots_only), plots_only, data_dir=data_dir):
-            click.echo(path)
+        stack = load_stack(plots_only)
+        from .plots import plot_stack
+        for path in plot_stack(stack, plots_only, data_dir=data_dir):
+            click.echo(f"wrote {path}")
         return
     if not data:
         raise LayerwiseError("missing DATA: e.g. `pretrain digits -l rbm:256 -o runs/dbn` (DATA: " + DATA_HELP + ")")

@@ -261,6 +261,9 @@ def pretrain_stack(data, layers: Sequence[Union[str, LayerSpec]], out: Union[str
     if resume and run.checkpoint_path is not None and run.checkpoint_path.exists():
         run.restore()
 
+    cache = Path(cache_dir) if cache_dir is not None else None
+    if cache is not None:
+        cache.mkdir(parents=True, exist_ok=True)
     trained, input_range = [], first_range
     for index, spec in enumerate(specs):
         torch.manual_seed(layer_seed(seed, index))
@@ -274,9 +277,6 @@ def pretrain_stack(data, layers: Sequence[Union[str, LayerSpec]], out: Union[str
             run.save()
         trained.append(layer.eval())
         if index + 1 < len(specs):
-            cache = Path(cache_dir) if cache_dir is not None else None
-            if cache is not None:
-                cache.mkdir(parents=True, exist_ok=True)
             x_train = encode(layer, x_train, 4096, cache / f"codes{index + 1}_train.npy" if cache else None)
             x_val = encode(layer, x_val, 4096, cache / f"codes{index + 1}_val.npy" if cache else None)
         input_range = layer.code_range

@@ -39,15 +39,33 @@ class Body(nn.Module):
         self.name = name
         self.tail = tail if tail is not None else nn.Identity()
         self.info = dict(info or {})
+        #: how many bottom groups are frozen (see :func:`finetune.freezing.freeze_to`)
+        self.frozen = 0
 
     @property
     def out_features(self) -> int:
         return self.group_features[-1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for group in self.groups:
+        return self.forward_range(x)
+
+    def forward_range(self, x: torch.Tensor, start: int = 0, stop: Optional[int] = None) -> torch.Tensor:
+        """Run groups ``start..stop-1`` on ``x`` (the output of group ``start-1``); the tail follows the top group.
+
+        ``forward_range(forward_range(x, 0, k), k) == forward(x)`` for every k:
+        what lets the frozen bottom run once, cached, while the groups above it train.
+        """
+        stop = len(self.groups) if stop is None else stop
+        for group in list(self.groups)[start:stop]:
             x = group(x)
-        return self.tail(x)
+        return self.tail(x) if start < stop == len(self.groups) else x
+
+    def train(self, mode: bool = True) -> "Body":
+        """Like ``nn.Module.train``, but frozen groups stay in eval mode (BatchNorm statistics do not move)."""
+        super().train(mode)
+        for group in list(self.groups)[:self.frozen]:
+            group.eval()
+        return self
 
     def drop_top(self, k: int) -> "Body":
         """The same body without its top ``k`` groups (tweaking or replacing upper layers)."""

@@ -1,0 +1,145 @@
+"""The one training loop: stages of a schedule, each on features of its frozen bottom computed once.
+
+For every stage the frozen bottom groups run ONCE over the labeled sample (in
+eval mode, no autograd) and their outputs are cached; only the groups above
+and the head run per batch. With ``linear`` and the first stage of
+``two-stage`` the whole body is frozen, so an epoch costs only the head.
+
+Each stage minimises the cross-entropy with Adam over mini-batches drawn from
+a shuffled permutation. With a validation slice it keeps the weights of the
+best validation score (accuracy, ties broken by loss), counting the state the
+stage started from, and stops after ``patience`` epochs without improvement;
+without one it runs a fixed number of epochs. Either way a stage takes at
+least ``min_steps`` optimizer steps, so ten labels still get trained on.
+"""
+import math
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from .classifier import Classifier
+from .freezing import freeze_to
+from .schedule import Stage, param_groups
+
+Split = Tuple[torch.Tensor, torch.Tensor]
+
+
+@dataclass
+class TrainSettings:
+    """Optimisation settings shared by every stage (the rates of body groups follow from ``lr``)."""
+
+    lr: float = 1e-3
+    #: most epochs per stage (early stopping usually ends it sooner)
+    epochs: int = 100
+    batch_size: int = 64
+    #: fewest optimizer steps per stage, however few the labels
+    min_steps: int = 300
+    #: epochs without a better validation score before a stage stops
+    patience: int = 20
+    device: torch.device = torch.device("cpu")
+    progress: bool = False
+
+
+@torch.no_grad()
+def run_bottom(model: Classifier, x: torch.Tensor, stop: int, device: torch.device,
+               batch_size: int = 1024) -> torch.Tensor:
+    """Outputs of the body's groups below ``stop`` for inputs ``x``, computed once in eval mode, on ``device``."""
+    if stop == 0:
+        return x.to(device)
+    model.body.eval()
+    return torch.cat([model.body.forward_range(chunk.to(device), 0, stop) for chunk in x.split(batch_size)])
+
+
+@torch.no_grad()
+def logits_of(forward: Callable, x: torch.Tensor, device: torch.device, batch_size: int = 1024) -> torch.Tensor:
+    """``forward`` over ``x`` in chunks, no autograd."""
+    return torch.cat([forward(chunk.to(device)) for chunk in x.split(batch_size)])
+
+
+def score(model: Classifier, forward: Callable, val: Split, device: torch.device) -> Tuple[float, float]:
+    """(accuracy, -loss) on the validation slice: larger is better."""
+    model.eval()
+    logits = logits_of(forward, val[0], device)
+    labels = val[1].to(device)
+    return float((logits.argmax(1) == labels).float().mean()), -float(F.cross_entropy(logits, labels))
+
+
+def trainable_state(modules: nn.Module) -> Dict[str, torch.Tensor]:
+    """A copy of the weights and buffers (BatchNorm statistics too) of what a stage trains."""
+    return {k: v.detach().clone() for k, v in modules.state_dict().items()}
+
+
+def build_optimizer(model: Classifier, stage: Stage, settings: TrainSettings) -> torch.optim.Optimizer:
+    """Adam over the head and the stage's trainable groups at their discriminative rates."""
+    return torch.optim.Adam(param_groups(model.body, model.head, stage, settings.lr))
+
+
+def train_stage(model: Classifier, stage: Stage, fit: Split, val: Optional[Split],
+                settings: TrainSettings, desc: str) -> Dict[str, float]:
+    """Train ``stage`` on preprocessed inputs; returns what happened (epochs, steps, best validation score)."""
+    device = settings.device
+    freeze_to(model.body, stage.frozen)
+    x_fit, y_fit = run_bottom(model, fit[0], stage.frozen, device), fit[1].to(device)
+    val = (run_bottom(model, val[0], stage.frozen, device), val[1]) if val is not None else None
+
+    def forward(features):
+        return model.head(model.body.forward_range(features, stage.frozen))
+
+    trained = nn.ModuleList([*list(model.body.groups)[stage.frozen:], model.head])
+    optimizer = build_optimizer(model, stage, settings)
+    steps_per_epoch = math.ceil(len(x_fit) / settings.batch_size)
+    min_epochs = math.ceil(settings.min_steps / steps_per_epoch)
+    best, best_state, stale, steps, epoch = None, None, 0, 0, 0
+    if val is not None:
+        best, best_state = score(model, forward, val, device), trainable_state(trained)
+    bar = tqdm(range(max(settings.epochs, min_epochs)), desc=desc, leave=False, unit="epoch",
+               disable=not settings.progress)
+    for epoch in bar:
+        model.train()
+        order = torch.randperm(len(x_fit)).to(device)
+        for start in range(0, len(x_fit), settings.batch_size):
+            batch = order[start:start + settings.batch_size]
+            if len(batch) == 1 < len(x_fit):
+                continue  # a lone example would break BatchNorm; it is drawn into another batch next epoch
+            optimizer.zero_grad(set_to_none=True)
+            F.cross_entropy(forward(x_fit[batch]), y_fit[batch]).backward()
+            optimizer.step()
+            steps += 1
+        if val is None:
+            continue
+        current = score(model, forward, val, device)
+        if current > best:
+            best, best_state, stale = current, trainable_state(trained), 0
+        else:
+            stale += 1
+        bar.set_postfix(val_acc=f"{best[0]:.3f}")
+        if stale >= settings.patience and epoch + 1 >= min_epochs:
+            break
+    if best_state is not None:
+        trained.load_state_dict(best_state)
+    return {"stage": stage.name, "epochs": epoch + 1, "steps": steps,
+            "val_accuracy": best[0] if best else None}
+
+
+def train_classifier(model: Classifier, stages: List[Stage], fit: Split, val: Optional[Split],
+                     settings: TrainSettings, desc: str = "") -> List[Dict[str, float]]:
+    """Run the stages of a schedule in order; the model ends in eval mode with its best weights."""
+    model.to(settings.device)
+    history = [train_stage(model, stage, fit, val, settings, f"{desc} {stage.name}".strip()) for stage in stages]
+    model.eval()
+    return history
+
+
+def evaluate(model: Classifier, x: torch.Tensor, y: np.ndarray, n_classes: int,
+             device: torch.device) -> Dict[str, float]:
+    """Test accuracy and macro-averaged F1 of preprocessed inputs ``x`` with labels ``y``."""
+    from sklearn.metrics import f1_score
+    model.eval()
+    predicted = logits_of(model, x, device).argmax(1).cpu().numpy()
+    return {"test_accuracy": float(np.mean(predicted == y)),
+            "macro_f1": float(f1_score(y, predicted, labels=np.arange(n_classes), average="macro", zero_division=0))}

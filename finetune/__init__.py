@@ -15,7 +15,7 @@ import importlib
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "fine_tune": "compare", "compare": "compare", "load_classifier": "classifier", "Classifier": "classifier",
+    "fine_tune": "experiment", "compare": "experiment", "load_classifier": "classifier", "Classifier": "classifier",
     "Body": "body", "make_body": "sources", "freeze_to": "freezing", "write_report": "report",
 }
 __all__ = sorted(_EXPORTS)

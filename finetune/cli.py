@@ -75,7 +75,7 @@ def main(data, sources, schedules, labels_per_class, labels, seeds, seed, head, 
     if seeds < 1:
         raise LayerwiseError(f"--seeds {seeds}: use at least 1")
     from pretrain.data import load_data
-    from .compare import compare
+    from .experiment import compare
     from .report import format_table, write_report
     dataset = load_data(data, data_dir=data_dir, split_seed=split_seed)
     with warnings.catch_warnings():

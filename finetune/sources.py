@@ -3,7 +3,7 @@
 * ``STACK_DIR``: a stack written by ``pretrain -o STACK_DIR``, its pretrained weights;
 * ``random:STACK_DIR``: the same architecture and preprocessing with fresh
   Glorot weights drawn from torch's global generator (seed it first, as
-  :func:`finetune.compare.fine_tune` does): the control every comparison needs;
+  :func:`finetune.experiment.fine_tune` does): the control every comparison needs;
 * ``torchvision:SPEC``: an ImageNet backbone (:mod:`finetune.backbones`).
 
 Whatever the source, the result is a :class:`~finetune.body.Body`.

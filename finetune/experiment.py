@@ -11,7 +11,6 @@ import itertools
 import re
 import sys
 import time
-import types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Union
@@ -190,17 +189,3 @@ def fine_tune(data, source: str, *, schedule: str = "two-stage", labels_per_clas
     body = experiment.body(source, seed)
     return experiment.run(source, body, check_schedule(schedule), budget, seed,
                           preprocess(body, experiment.x_train[sample]), preprocess(body, experiment.dataset.x_test))
-
-
-class _CallableModule(types.ModuleType):
-    """Lets ``finetune.compare(...)`` call :func:`compare` even once ``finetune.compare`` names this module.
-
-    Importing a submodule binds its name on the package, which would otherwise
-    shadow the lazily exported function of the same name.
-    """
-
-    def __call__(self, *args, **kwargs):
-        return compare(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

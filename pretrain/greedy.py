@@ -138,16 +138,17 @@ def run_epoch(layer: Layer, optimizer: torch.optim.Optimizer, x: torch.Tensor, b
               progress: Optional[str] = None) -> float:
     """One pass over ``x`` in a fresh random order; returns the mean loss.
 
-    Batches are gathered by indexing a shuffled permutation (faster than a
-    DataLoader over in-memory tensors). ``progress`` is the bar's title, or None for no bar.
+    Batches are gathered with ``index_select`` over a shuffled permutation
+    (faster than a DataLoader over in-memory tensors, and than ``x[rows]``).
+    ``progress`` is the bar's title, or None for no bar.
     """
     layer.train()
     device = next(layer.parameters()).device
-    order = torch.randperm(len(x))
+    order = torch.randperm(len(x)).to(x.device)
     total = torch.zeros((), device=device)
     bar = tqdm(range(0, len(x), batch_size), disable=progress is None, leave=False, unit="batch", desc=progress)
     for step, start in enumerate(bar):
-        batch = x[order[start:start + batch_size]].to(device, non_blocking=True)
+        batch = x.index_select(0, order[start:start + batch_size]).to(device, non_blocking=True)
         optimizer.zero_grad(set_to_none=True)
         loss = layer.loss(batch)
         loss.backward()
@@ -247,7 +248,7 @@ def pretrain_stack(data, layers: Sequence[Union[str, LayerSpec]], out: Union[str
     else:
         raw, data_name = np.asarray(data), "array"
     if len(raw) < 2:
-        raise LayerwiseError("pretraining needs at least 2 examples")
+        raise LayerwiseError(f"pretraining needs at least 2 examples (got {len(raw)} sample)")
     first_range = get_layer_class(specs[0].kind).input_range
     preprocessing = Preprocessing.fit(raw, first_range)
     x = preprocessing(raw)

@@ -11,6 +11,12 @@ def digits_unit():
     return torch.from_numpy((load_digits().data / 16.0).astype(np.float32))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def one_thread():
+    """The test models are small: they only lose time when threads fight over the 2 shared cores."""
+    torch.set_num_threads(1)
+
+
 @pytest.fixture(autouse=True)
 def _seeded():
     torch.manual_seed(0)

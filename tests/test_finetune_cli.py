@@ -13,15 +13,6 @@ from finetune.cli import main
 from pretrain import load_data, pretrain_stack
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Models this small only lose time when threads fight over shared cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def stack_dir(tmp_path_factory):
     """A small stack: these tests check the command, not how much pretraining helps."""

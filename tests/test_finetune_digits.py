@@ -15,15 +15,6 @@ from pretrain import load_data, load_stack, pretrain_stack
 from pretrain.errors import LayerwiseError
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Models this small only lose time when threads fight over shared cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def stack_dir(tmp_path_factory):
     """A 64-128-64 RBM stack pretrained on the digits' training images (no labels), once for the module."""

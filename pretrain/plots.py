@@ -1,0 +1,243 @@
+"""Pictures of a pretrained stack, written to ``OUT/plots/`` as PNG files.
+
+* ``filters.png``: the first layer's weights drawn as images (image data
+  only), the input pattern each hidden unit responds to;
+* ``reconstructions.png``: test images beside their reconstructions through
+  the first layer, the first two, ... all layers: codes computed upwards with
+  each layer's ``forward``, then brought back down with each layer's
+  ``decode`` (``E[v|h]`` for RBMs, the decoder for autoencoders);
+* ``samples.png``: visible means of the first layer's block Gibbs chains
+  (Hinton 2010, s. 3) after 10, 100 and 1000 steps, when that layer is an RBM;
+* ``training_curves.png``: per layer, the reconstruction error on training
+  rows and on the held-out slice after every epoch, and for RBMs the free-energy
+  gap ``mean F(held-out) - mean F(train)``, which grows when an RBM overfits
+  (Hinton 2010, s. 6).
+
+Figures are built with ``matplotlib.figure.Figure`` and rendered by Agg,
+never through pyplot, so drawing them changes no global matplotlib state; the
+random draws (Gibbs chains) are seeded, so the same stack gives the same pictures,
+and the caller's torch random state is left as it was.
+"""
+import logging
+import math
+from pathlib import Path
+from typing import List, Optional
+
+import numpy as np
+import torch
+
+from .errors import LayerwiseError
+from .layers.energy import EnergyLayer
+from .stack import Stack
+
+log = logging.getLogger(__name__)
+
+#: at most this many first-layer filters are drawn (10 x 10).
+MAX_FILTERS = 100
+#: test images shown in reconstructions.png (one per class when labels allow).
+N_EXAMPLES = 10
+#: Gibbs steps after which samples.png shows the chains.
+GIBBS_STEPS = (10, 100, 1000)
+DPI = 110
+SEED = 0
+
+
+def plot_stack(stack: Stack, out_dir, data_dir: Optional[str] = None) -> List[Path]:
+    """Draw the pictures that apply to ``stack`` into ``out_dir/plots/``; return the files written.
+
+    The test images for ``reconstructions.png`` are reloaded from the stack's
+    data spec (``stack.info["data"]``) with its split seed; when they cannot be
+    (a stack trained on an in-memory array, a dataset no longer on disk) that
+    picture is left out with a logged warning.
+    """
+    folder = Path(out_dir) / "plots"
+    folder.mkdir(parents=True, exist_ok=True)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(SEED)
+        figures = {"filters.png": filters_figure(stack),
+                   "reconstructions.png": reconstructions_figure(stack, data_dir),
+                   "samples.png": samples_figure(stack),
+                   "training_curves.png": training_curves_figure(stack)}
+    written = []
+    for name, figure in figures.items():
+        if figure is not None:
+            figure.savefig(folder / name, dpi=DPI)
+            written.append(folder / name)
+    return written
+
+
+# The pictures ------------------------------------------------------------------
+def filters_figure(stack: Stack):
+    """The first layer's weights into each hidden unit as images, each scaled to its largest |w|."""
+    shape = stack.preprocessing.image_shape
+    if shape is None:
+        return None
+    layer = stack.layers[0]
+    # to_modules() holds the weights as a plain Linear sees them (a grbm's divided by its std).
+    weights = layer.to_modules()[0].weight.detach()[:MAX_FILTERS]
+    scaled = weights / weights.abs().amax(1, keepdim=True).clamp_min(1e-12)
+    tiles = ((scaled + 1) / 2).reshape(-1, *shape).numpy()
+    image = mosaic(tiles, columns=math.ceil(math.sqrt(len(tiles))))
+    width = 7.2
+    figure = new_figure(width, width * image.shape[0] / image.shape[1] + 0.7)
+    axes = figure.add_subplot()
+    show_image(axes, image)
+    axes.set_title(f"Layer 1 ({layer_name(stack, 0)}) filters: {len(tiles)} of {layer.n_hidden} hidden units\n"
+                   "weights into each unit, each scaled to its own max |w| (grey = 0, white > 0, black < 0)",
+                   fontsize=11)
+    return figure
+
+
+def reconstructions_figure(stack: Stack, data_dir: Optional[str]):
+    """Test images (top row) and their reconstructions through 1, 2, ... all layers (rows below)."""
+    if stack.preprocessing.image_shape is None:
+        return None
+    try:
+        raw = example_images(stack, data_dir)
+    except LayerwiseError as error:
+        log.warning("plots: no reconstructions.png, the test images are unavailable: %s", error)
+        return None
+    x = stack.preprocess(raw)
+    rows = [x] + [reconstruct_through(stack.layers[:depth], x) for depth in range(1, len(stack.layers) + 1)]
+    labels = ["test input"] + [f"through {depth} layer{'s' * (depth > 1)}\n"
+                               f"(MSE {float((row - x).pow(2).mean()):.4f})"
+                               for depth, row in enumerate(rows[1:], start=1)]
+    return strips_figure(stack, rows, labels, f"Reconstructions of {stack.info.get('data', 'the')} test images\n"
+                         "up through each layer's code, back down through each layer's mean reconstruction")
+
+
+def samples_figure(stack: Stack):
+    """The first layer's Gibbs chains, started from random hidden states, after each of GIBBS_STEPS."""
+    layer = stack.layers[0]
+    if stack.preprocessing.image_shape is None or not isinstance(layer, EnergyLayer):
+        return None
+    rows = [layer.sample(N_EXAMPLES, steps) for steps in GIBBS_STEPS]
+    return strips_figure(stack, rows, [f"{steps} Gibbs steps" for steps in GIBBS_STEPS],
+                         f"Samples of the layer 1 RBM ({layer_name(stack, 0)}): visible means of "
+                         f"{N_EXAMPLES} chains per row, each from random hidden states")
+
+
+def training_curves_figure(stack: Stack):
+    """Per layer (columns): reconstruction error per epoch; below it the free-energy gap for RBM layers."""
+    history = stack.info.get("history") or []
+    if not history:
+        return None
+    has_gap = any("free_energy_gap" in record for record in history)
+    n_layers = len(stack.layers)
+    figure = new_figure(4.2 * n_layers + 0.6, 3.4 * (1 + has_gap) + 0.6)
+    for index in range(n_layers):
+        records = [record for record in history if record["layer"] == index]
+        epochs = [record["epoch"] for record in records]
+        axes = figure.add_subplot(1 + has_gap, n_layers, index + 1)
+        axes.plot(epochs, [r["recon_train"] for r in records], "o-", label="training rows")
+        if "recon_val" in records[0]:  # absent when trained without a held-out slice
+            axes.plot(epochs, [r["recon_val"] for r in records], "s--", label="held-out")
+        label_axes(axes, f"layer {index + 1}: {layer_name(stack, index)}", "reconstruction MSE per unit", epochs[-1])
+        axes.legend(fontsize=9)
+        if has_gap and "free_energy_gap" in records[0]:
+            gap_axes = figure.add_subplot(2, n_layers, n_layers + index + 1)
+            gap_axes.plot(epochs, [r["free_energy_gap"] for r in records], "o-", color="tab:red")
+            gap_axes.axhline(0, color="grey", linewidth=0.8)
+            label_axes(gap_axes, "free-energy gap (rises with overfitting)", "F(held-out) - F(train)", epochs[-1])
+    figure.suptitle("Training curves, one column per layer", fontsize=12)
+    return figure
+
+
+# Helpers -----------------------------------------------------------------------
+def strips_figure(stack: Stack, rows: List[torch.Tensor], labels: List[str], title: str):
+    """One labelled strip of images per row of preprocessed vectors, all on one brightness scale."""
+    figure = new_figure(1.0 * len(rows[0]) + 2.0, 1.25 * len(rows) + 0.8)
+    for index, (row, label) in enumerate(zip(displayable(stack, rows), labels)):
+        axes = figure.add_subplot(len(rows), 1, index + 1)
+        show_image(axes, mosaic(row, columns=len(row)))
+        axes.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=10)
+    figure.suptitle(title, fontsize=11)
+    return figure
+
+
+@torch.no_grad()
+def reconstruct_through(layers, x: torch.Tensor) -> torch.Tensor:
+    """Up through ``layers`` with their deterministic codes, then back down with each one's ``decode``."""
+    codes = x
+    for layer in layers:
+        codes = layer(codes)
+    for layer in reversed(layers):
+        codes = layer.decode(codes)
+    return codes
+
+
+def example_images(stack: Stack, data_dir: Optional[str]) -> np.ndarray:
+    """N_EXAMPLES raw test images of the stack's data: the first of each class, else the first ones."""
+    from .data import load_data
+
+    spec = stack.info.get("data")
+    if spec in (None, "array"):
+        raise LayerwiseError("the stack was pretrained on an in-memory array, not a data spec")
+    dataset = load_data(spec, data_dir=data_dir, split_seed=stack.info.get("split_seed", 0), download=False)
+    if dataset.x_test is None:
+        raise LayerwiseError(f"data {spec!r} has no test split")
+    if dataset.y_test is None:
+        return dataset.x_test[:N_EXAMPLES]
+    classes, first = np.unique(dataset.y_test, return_index=True)
+    chosen = first[:N_EXAMPLES] if len(classes) >= N_EXAMPLES else np.arange(min(N_EXAMPLES, len(dataset.x_test)))
+    return dataset.x_test[np.sort(chosen)]
+
+
+def displayable(stack: Stack, rows: List[torch.Tensor]) -> List[np.ndarray]:
+    """Rows of preprocessed vectors as images [n, H, W, C] in [0, 1], all on one brightness scale.
+
+    Unit-scaled inputs are shown as they are; standardised ones are mapped
+    back to the raw scale and stretched to the range of all the rows together.
+    """
+    shape, prep = stack.preprocessing.image_shape, stack.preprocessing
+    if prep.mode == "unit":
+        return [row.clamp(0, 1).reshape(-1, *shape).numpy() for row in rows]
+    raw = [row * prep.std + prep.mean for row in rows]
+    lo, hi = min(float(r.min()) for r in raw), max(float(r.max()) for r in raw)
+    return [((r - lo) / max(hi - lo, 1e-12)).reshape(-1, *shape).numpy() for r in raw]
+
+
+def mosaic(images: np.ndarray, columns: int, pad: int = 1) -> np.ndarray:
+    """Images [n, H, W, C] tiled ``columns`` to a row on a white grid, as one [rows*(H+pad)+pad, ..., C] image."""
+    n, height, width, channels = images.shape
+    n_rows = -(-n // columns)
+    canvas = np.ones((n_rows * (height + pad) + pad, columns * (width + pad) + pad, channels))
+    for index, image in enumerate(images):
+        top, left = pad + (index // columns) * (height + pad), pad + (index % columns) * (width + pad)
+        canvas[top:top + height, left:left + width] = image
+    return canvas
+
+
+def show_image(axes, image: np.ndarray) -> None:
+    """Grey-scale or colour image with square pixels and no ticks."""
+    if image.shape[-1] == 1:
+        axes.imshow(image[..., 0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    else:
+        axes.imshow(image.clip(0, 1), interpolation="nearest")
+    axes.set_xticks([])
+    axes.set_yticks([])
+    axes.set_frame_on(False)
+
+
+def label_axes(axes, title: str, ylabel: str, last_epoch: int) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    axes.set_title(title, fontsize=11)
+    axes.set_xlim(0.5, last_epoch + 0.5)
+    axes.set_xlabel("epoch", fontsize=10)
+    axes.set_ylabel(ylabel, fontsize=10)
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+    axes.grid(alpha=0.3)
+
+
+def layer_name(stack: Stack, index: int) -> str:
+    """The layer's spec as given (``rbm:200,k=1``), else ``kind:units``."""
+    specs = stack.info.get("layer_specs") or []
+    layer = stack.layers[index]
+    return specs[index] if index < len(specs) else f"{layer.kind}:{layer.n_hidden}"
+
+
+def new_figure(width: float, height: float):
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), layout="constrained")

@@ -1,0 +1,24 @@
+"""Smoke tests: every example script a user copies runs with its --quick settings."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def run_example(name, tmp_path, *args):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # tiny models: threads only add overhead
+    result = subprocess.run([sys.executable, str(EXAMPLES / name), "--quick", *args], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
+def test_digits_end_to_end(tmp_path):
+    out = run_example("digits_end_to_end.py", tmp_path, "--out", tmp_path / "run")
+    assert "random:" in out and "two-stage" in out and "1/class" in out
+    rows = json.loads((tmp_path / "run" / "report" / "results.json").read_text())["rows"]
+    assert {row["schedule"] for row in rows} == {"linear", "two-stage"}
+    assert all(0.1 < row["test_accuracy"] <= 1 for row in rows)

@@ -22,3 +22,10 @@ def test_digits_end_to_end(tmp_path):
     rows = json.loads((tmp_path / "run" / "report" / "results.json").read_text())["rows"]
     assert {row["schedule"] for row in rows} == {"linear", "two-stage"}
     assert all(0.1 < row["test_accuracy"] <= 1 for row in rows)
+
+
+def test_imagenet_transfer(tmp_path):
+    out = run_example("imagenet_transfer.py", tmp_path, "--out", tmp_path / "run")
+    assert "torchvision:resnet18@none" in out and "random:" in out
+    rows = json.loads((tmp_path / "run" / "report" / "results.json").read_text())["rows"]
+    assert len(rows) == 6 and all(0.1 < row["test_accuracy"] <= 1 for row in rows)

@@ -130,7 +130,7 @@ class Autoencoder(Layer):
         return loss
 
     def to_modules(self):
-        linear = nn.Linear(self.n_visible, self.n_hidden)
+        linear = nn.utils.skip_init(nn.Linear, self.n_visible, self.n_hidden)  # weights copied below: no draw from the RNG
         with torch.no_grad():
             linear.weight.copy_(self.weight)
             linear.bias.copy_(self.hidden_bias)

@@ -119,7 +119,7 @@ class EnergyLayer(Layer):
         return {"free_energy_gap": float(gap)}
 
     def to_modules(self) -> nn.Sequential:
-        linear = nn.Linear(self.n_visible, self.n_hidden)
+        linear = nn.utils.skip_init(nn.Linear, self.n_visible, self.n_hidden)  # weights copied below: no draw from the RNG
         with torch.no_grad():
             linear.weight.copy_(self.weight / self.visible_scale())
             linear.bias.copy_(self.hidden_bias)

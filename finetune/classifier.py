@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from pretrain.errors import LayerwiseError
-from pretrain.io import load_torch, save_json, save_torch
+from pretrain.io import artifact_file, load_torch, save_json, save_torch
 
 from .body import Body
 
@@ -117,10 +117,8 @@ class Classifier(nn.Module):
 def load_classifier(path: Union[str, Path]) -> Classifier:
     """Load a classifier saved by ``finetune --save DIR`` (the folder or its ``classifier.pt``)."""
     from .sources import body_from_recipe
-    path = Path(path)
-    file = path / "classifier.pt" if path.is_dir() else path
-    if not file.is_file():
-        raise LayerwiseError(f"no classifier at {path}: run `finetune DATA --from ... --save {path}` first")
+    file = artifact_file(path, "classifier.pt",
+                         f"no classifier at {path}: run `finetune DATA --from ... --save {path}` first")
     saved = load_torch(file)
     if saved.get("format") != FORMAT:
         raise LayerwiseError(f"{file} is not a layerwise classifier: point to a folder written by finetune --save")

@@ -7,6 +7,8 @@ from typing import Any
 
 import torch
 
+from .errors import LayerwiseError
+
 
 def _atomic_write(path: Path, write) -> None:
     """Write through ``write(file)`` to a temporary file beside ``path``, then rename over it."""
@@ -38,3 +40,12 @@ def save_json(obj: Any, path) -> None:
 def load_torch(path) -> Any:
     """``torch.load(..., weights_only=True)``: artifacts never need pickled classes."""
     return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def artifact_file(path, filename: str, missing: str) -> Path:
+    """``DIR`` or ``DIR/filename`` -> the file; a one-line error ``missing`` (naming the fix) when absent."""
+    path = Path(path)
+    file = path / filename if path.is_dir() else path
+    if not file.is_file():
+        raise LayerwiseError(missing)
+    return file

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from .errors import LayerwiseError
-from .io import load_torch, save_json, save_torch
+from .io import artifact_file, load_torch, save_json, save_torch
 from .layers import Layer, build_layer
 from .preprocess import Preprocessing
 
@@ -103,11 +103,7 @@ class Stack:
 
 def stack_path(path: Union[str, Path]) -> Path:
     """``DIR`` or ``DIR/stack.pt`` -> the ``stack.pt`` file, with a one-line error when missing."""
-    path = Path(path)
-    file = path / "stack.pt" if path.is_dir() else path
-    if not file.is_file():
-        raise LayerwiseError(f"no pretrained stack at {path}: run `pretrain DATA -l ... -o {path}` first")
-    return file
+    return artifact_file(path, "stack.pt", f"no pretrained stack at {path}: run `pretrain DATA -l ... -o {path}` first")
 
 
 def load_stack(path: Union[str, Path]) -> Stack:

@@ -5,7 +5,6 @@ import sys
 
 import numpy as np
 import pytest
-import torch
 from click.testing import CliRunner
 
 from finetune import load_classifier

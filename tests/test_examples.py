@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
@@ -29,3 +31,10 @@ def test_imagenet_transfer(tmp_path):
     assert "torchvision:resnet18@none" in out and "random:" in out
     rows = json.loads((tmp_path / "run" / "report" / "results.json").read_text())["rows"]
     assert len(rows) == 6 and all(0.1 < row["test_accuracy"] <= 1 for row in rows)
+
+
+@pytest.mark.skipif(not Path("/usr/share/datasets/fashion-mnist").is_dir(),
+                    reason="Fashion-MNIST not installed (apt-get install -y dataset-fashion-mnist)")
+def test_fashion_mnist_label_budget(tmp_path):
+    out = run_example("fashion_mnist_label_budget.py", tmp_path, "--out", tmp_path / "run")
+    assert "random:" in out and "10/class" in out

@@ -18,10 +18,21 @@ import numpy as np
 
 from pretrain.errors import LayerwiseError
 
+#: environment variable naming where torchvision datasets live, and its default.
+DATA_ENV = "LAYERWISE_DATA"
+DEFAULT_DATA_DIR = "~/.layerwise/data"
+
 # spec -> torchvision.datasets class name
 _TORCHVISION = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "kmnist": "KMNIST",
                 "cifar10": "CIFAR10", "svhn": "SVHN", "stl10": "STL10"}
-_VALID_SPECS = ", ".join(["digits", *_TORCHVISION, "idx:DIR", "npz:FILE"]) + " or folder:DIR"
+#: The one table of data-spec kinds: (form, help). Help texts, errors and the README derive from it.
+SPEC_KINDS = (
+    ("digits", "scikit-learn's 8x8 digits (1,797 images, built in)"),
+    (", ".join(_TORCHVISION), f"torchvision datasets under --data-dir (${DATA_ENV}), downloaded when missing"),
+    ("idx:DIR", "MNIST-layout IDX files (train-images-idx3-ubyte ..., .gz ok)"),
+    ("npz:FILE", "arrays x (and y), or x_train, y_train, x_test, y_test"),
+    ("folder:DIR", "images; one subfolder per class gives labels"),
+)
 _IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
               "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 # IDX type codes (third magic byte); values are stored big-endian.
@@ -32,10 +43,13 @@ _GRAY_MODES = ("1", "L", "LA")
 
 @dataclass
 class Dataset:
-    """Raw arrays as the source gave them (no scaling).
+    """Raw arrays as the source gave them (no scaling), with where they came from.
 
     Images are ``[N,H,W]`` (grayscale) or ``[N,H,W,C]`` (channels last); tabular data is
-    ``[N,D]``. Labels are int64 class indices, or None for unlabeled data.
+    ``[N,D]``. Labels are int64 class indices, or None for unlabeled data. ``spec`` is
+    the data's identity (the spec it was loaded from, ``array`` for in-memory data) and
+    ``split_seed`` the seed that drew its held-out test split (None when the data came
+    with its own): together what a stack's provenance check compares.
     """
 
     spec: str
@@ -45,6 +59,7 @@ class Dataset:
     y_test: Optional[np.ndarray]
     x_unlabeled: Optional[np.ndarray] = None
     classes: Optional[list] = None
+    split_seed: Optional[int] = None
 
     @property
     def is_image(self) -> bool:
@@ -69,24 +84,55 @@ class Dataset:
         labels = [self.y_train] + ([self.y_test] if self.y_test is not None else [])
         return int(max(y.max() for y in labels)) + 1
 
+    @property
+    def class_names(self) -> list:
+        """The classes in the data's own terms: folder names where it has them, else the label values."""
+        return list(self.classes) if self.classes else list(range(self.n_classes))
+
     def pretraining_images(self) -> np.ndarray:
         """The examples unsupervised pretraining may see: train plus unlabeled, never test."""
         if self.x_unlabeled is None:
             return self.x_train
         return np.concatenate([self.x_train, self.x_unlabeled])
 
+    def example_images(self, n: int = 10) -> Optional[np.ndarray]:
+        """``n`` raw test images (the first of each class when labels allow) for pictures; None without a test split."""
+        if self.x_test is None:
+            return None
+        if self.y_test is None:
+            return self.x_test[:n]
+        classes, first = np.unique(self.y_test, return_index=True)
+        chosen = first[:n] if len(classes) >= n else np.arange(min(n, len(self.x_test)))
+        return self.x_test[np.sort(chosen)]
+
 
 def describe_specs() -> str:
-    """Help text listing the accepted data specs."""
-    return "\n".join([
-        "digits            scikit-learn 8x8 digits (1797 images, built in)",
-        "mnist, fashion-mnist, kmnist, cifar10, svhn, stl10",
-        "                  torchvision datasets in the data dir (LAYERWISE_DATA,",
-        "                  default ~/.layerwise/data), downloaded when missing",
-        "idx:DIR           MNIST-layout IDX files (train-images-idx3-ubyte ..., .gz ok)",
-        "npz:FILE          arrays x (and y), or x_train, y_train, x_test, y_test",
-        "folder:DIR        images; one subfolder per class gives labels",
-    ])
+    """Help text listing the accepted data specs, one per line (derived from :data:`SPEC_KINDS`)."""
+    return "\n".join(f"{form:<18}{text}" if len(form) < 18 else f"{form}\n{'':<18}{text}"
+                     for form, text in SPEC_KINDS)
+
+
+def spec_forms() -> str:
+    """``digits, mnist, ..., npz:FILE or folder:DIR``: the accepted forms in one phrase."""
+    forms = [form for form, _ in SPEC_KINDS]
+    return ", ".join(forms[:-1]) + " or " + forms[-1]
+
+
+def resolve_data(data, data_dir: Optional[str] = None, split_seed: int = 0) -> "Dataset":
+    """What the Python API's entry points accept as data, resolved once into a :class:`Dataset`.
+
+    A spec string is loaded (:func:`load_data`), a :class:`Dataset` passes
+    through, and an array ``[N, ...]`` becomes unlabeled data named ``array``.
+    """
+    if isinstance(data, Dataset):
+        return data
+    if isinstance(data, str):
+        return load_data(data, data_dir=data_dir, split_seed=split_seed)
+    x = np.asarray(data)
+    if x.ndim < 2 or x.dtype.kind not in "iufb":
+        raise LayerwiseError(f"data of shape {x.shape} and dtype {x.dtype}: give a data spec "
+                             f"({spec_forms()}), a Dataset, or a numeric array [N, ...]")
+    return Dataset("array", x, None, None, None)
 
 
 def load_data(spec: str, data_dir: Optional[str] = None, split_seed: int = 0,
@@ -105,7 +151,7 @@ def load_data(spec: str, data_dir: Optional[str] = None, split_seed: int = 0,
         from sklearn.datasets import load_digits
         digits = load_digits()
         return _with_test_split(spec, digits.images, digits.target.astype(np.int64),
-                                [str(c) for c in digits.target_names], split_seed, test_fraction)
+                                None, split_seed, test_fraction)
     if name in _TORCHVISION:
         return _load_torchvision(spec, name, _data_root(data_dir), download)
     if kind == "idx" and arg:
@@ -114,12 +160,22 @@ def load_data(spec: str, data_dir: Optional[str] = None, split_seed: int = 0,
         return _load_npz(spec, path, split_seed, test_fraction)
     if kind == "folder" and arg:
         return _load_folder(spec, path, split_seed, test_fraction)
-    raise LayerwiseError(f"unknown data '{spec}': use {_VALID_SPECS}")
+    raise LayerwiseError(f"unknown data '{spec}': use {spec_forms()}{_path_hint(spec)}")
+
+
+def _path_hint(spec: str) -> str:
+    """For a bare path, the spec that was probably meant."""
+    path = os.path.expanduser(spec)
+    if spec.lower().endswith(".npz"):
+        return f" (for this file write npz:{spec})"
+    if os.path.isdir(path):
+        return f" (for this folder write folder:{spec} or idx:{spec})"
+    return ""
 
 
 def _data_root(data_dir: Optional[str]) -> str:
     """Where torchvision datasets live: the argument, else $LAYERWISE_DATA, else ~/.layerwise/data."""
-    root = data_dir or os.environ.get("LAYERWISE_DATA") or "~/.layerwise/data"
+    root = data_dir or os.environ.get(DATA_ENV) or DEFAULT_DATA_DIR
     return os.path.expanduser(root)
 
 
@@ -134,7 +190,7 @@ def _with_test_split(spec, x, y, classes, split_seed, test_fraction) -> Dataset:
     except ValueError as err:
         raise LayerwiseError(f"cannot hold out a stratified {test_fraction:g} test split of '{spec}': "
                              f"{err} Add examples per class or change test_fraction.") from None
-    return Dataset(spec, x_train, y_train, x_test, y_test, classes=classes)
+    return Dataset(spec, x_train, y_train, x_test, y_test, classes=classes, split_seed=split_seed)
 
 
 def _check_x(x: np.ndarray, where: str) -> np.ndarray:

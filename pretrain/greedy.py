@@ -1,48 +1,43 @@
 """Greedy layer-wise pretraining (Hinton, Osindero & Teh 2006; Bengio et al. 2007).
 
 Layer k trains on the codes of layers below it, computed ONCE in inference
-mode when layer k-1 finishes and kept in RAM (or in a memory-mapped file under
-``cache_dir``), never by re-running the frozen stack every batch. One loop
-trains every kind of layer: ``loss = layer.loss(batch); loss.backward(); step``.
+mode when layer k-1 finishes and kept in RAM (or in memory-mapped files
+private to the run under ``cache_dir``), never by re-running the frozen stack
+every batch. One loop trains every kind of layer:
+``loss = layer.loss(batch); loss.backward(); step``.
 
-After every epoch a checkpoint (finished layers, the current layer, its
-optimizer, the random state, the history) is written atomically; a resumed run
-continues from it and ends with the same weights as an uninterrupted run.
+The run's bookkeeping (checkpoint after every epoch, exact resume) lives in
+:mod:`pretrain.checkpoint`; this module is the loop.
 """
+import os
+import secrets
+import shutil
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Dict, Optional, Sequence, Union
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
+from .batches import map_batches
+from .checkpoint import Run, layer_seed, random_state, restore_random_state
+from .data import Dataset, resolve_data
+from .device import resolve_device
 from .errors import LayerwiseError
-from .io import load_torch, save_torch
 from .layers import Layer, LayerSpec, get_layer_class
 from .preprocess import Preprocessing
+from .progress import progress_bar, progress_line
 from .stack import Stack, load_stack, versions
 
-CHECKPOINT = "checkpoint.pt"
 #: training rows used to report the training reconstruction error (at least the held-out size).
 MIN_MONITOR_ROWS = 1000
 #: an epoch whose reconstruction error exceeds this many times that of reconstructing zeros has diverged.
 DIVERGENCE_FACTOR = 10.0
+#: rows per chunk when codes are computed for the layer above.
+ENCODE_ROWS = 4096
 
 
-def resolve_device(device: str) -> torch.device:
-    """``auto`` -> CUDA when present, else CPU; a clear error when CUDA is asked for and missing."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise LayerwiseError("--device cuda: no CUDA device is available here; use --device cpu or auto")
-    try:
-        return torch.device(device)
-    except RuntimeError:
-        raise LayerwiseError(f"unknown device {device!r}: use auto, cpu or cuda") from None
-
-
-def build_optimizer(layer: Layer, lr: float) -> torch.optim.Optimizer:
+def layer_optimizer(layer: Layer, lr: float) -> torch.optim.Optimizer:
     """SGD with the layer's momentum (RBMs), or Adam (autoencoders); weight decay on weights only."""
     groups = layer.parameter_groups(layer.hparams.get("weight_decay", 0.0))
     if layer.optimizer == "adam":
@@ -50,19 +45,16 @@ def build_optimizer(layer: Layer, lr: float) -> torch.optim.Optimizer:
     return torch.optim.SGD(groups, lr=lr, momentum=layer.hparams.get("momentum", 0.0))
 
 
-@torch.no_grad()
-def encode(layer: Layer, x: torch.Tensor, batch_size: int, path: Optional[Path] = None) -> torch.Tensor:
+def encode(layer: Layer, x: torch.Tensor, path: Optional[Path] = None) -> torch.Tensor:
     """Codes of ``x`` in inference mode, computed once: in RAM, or memory-mapped at ``path``."""
     layer.eval()
-    device = next(layer.parameters()).device
+    out = None
     if path is not None:
-        codes = torch.from_numpy(np.lib.format.open_memmap(
+        out = torch.from_numpy(np.lib.format.open_memmap(
             path, mode="w+", dtype=np.float32, shape=(len(x), layer.n_hidden)))
-    else:
-        codes = torch.empty(len(x), layer.n_hidden, device=x.device)
-    for start in range(0, len(x), batch_size):
-        codes[start:start + batch_size] = layer(x[start:start + batch_size].to(device)).to(codes.device)
-    return codes
+    device = next(layer.parameters()).device
+    codes = map_batches(layer, x, ENCODE_ROWS, device=device, out=out)
+    return codes if path is not None else codes.to(x.device)
 
 
 @torch.no_grad()
@@ -72,9 +64,9 @@ def evaluate(layer: Layer, train: torch.Tensor, val: torch.Tensor, batch_size: i
     device = next(layer.parameters()).device
 
     def error(x):
-        total = sum(float(layer.reconstruction_error(chunk.to(device))) * len(chunk)
-                    for chunk in x.split(batch_size))
-        return total / max(len(x), 1)
+        errors = map_batches(lambda chunk: layer.reconstruction_error(chunk).reshape(1) * len(chunk),
+                             x, batch_size, device=device)
+        return float(errors.sum()) / max(len(x), 1)
 
     metrics = {"recon_train": error(train)}
     if len(val):  # no held-out slice with --val-fraction 0
@@ -95,58 +87,19 @@ def check_divergence(metrics: Dict[str, float], baseline: float, spec: LayerSpec
         f"-l {spec.kind}:{spec.units},lr={lr / 10:g}, and standardise real-valued input")
 
 
-class Run:
-    """One pretraining run's settings, its checkpoint file and its history."""
-
-    def __init__(self, specs: List[LayerSpec], out: Optional[Path], settings: Dict[str, Any]):
-        self.specs = specs
-        self.out = out
-        self.settings = settings
-        self.history: List[Dict[str, Any]] = []
-        self.finished: List[Dict[str, torch.Tensor]] = []
-        self.current: Optional[Dict[str, Any]] = None
-
-    @property
-    def checkpoint_path(self) -> Optional[Path]:
-        return self.out / CHECKPOINT if self.out else None
-
-    def describe(self) -> Dict[str, Any]:
-        """What must match for a checkpoint to be resumed."""
-        return {**self.settings, "layers": [str(s) for s in self.specs]}
-
-    def restore(self) -> None:
-        """Load the checkpoint's finished layers, current layer and history."""
-        saved = load_torch(self.checkpoint_path)
-        if saved["run"] != self.describe():
-            raise LayerwiseError(
-                f"{self.checkpoint_path} was written by a run with other settings: resume with the same "
-                "data, layers and options, or start again with --overwrite")
-        self.finished, self.current, self.history = saved["finished"], saved["current"], saved["history"]
-
-    def save(self) -> None:
-        if self.out is not None:
-            save_torch({"run": self.describe(), "finished": self.finished, "current": self.current,
-                        "history": self.history}, self.checkpoint_path)
-
-
-def layer_seed(seed: int, index: int) -> int:
-    """Each layer starts its own random stream, so resuming never depends on earlier layers' draws."""
-    return seed * 1000 + index
-
-
 def run_epoch(layer: Layer, optimizer: torch.optim.Optimizer, x: torch.Tensor, batch_size: int,
               progress: Optional[str] = None) -> float:
     """One pass over ``x`` in a fresh random order; returns the mean loss.
 
     Batches are gathered with ``index_select`` over a shuffled permutation
     (faster than a DataLoader over in-memory tensors, and than ``x[rows]``).
-    ``progress`` is the bar's title, or None for no bar.
+    ``progress`` is the bar's title, or None for no bar (a bar shows only on a terminal).
     """
     layer.train()
     device = next(layer.parameters()).device
     order = torch.randperm(len(x)).to(x.device)
     total = torch.zeros((), device=device)
-    bar = tqdm(range(0, len(x), batch_size), disable=progress is None, leave=False, unit="batch", desc=progress)
+    bar = progress_bar(range(0, len(x), batch_size), progress is not None, leave=False, unit="batch", desc=progress)
     for step, start in enumerate(bar):
         batch = x.index_select(0, order[start:start + batch_size]).to(device, non_blocking=True)
         optimizer.zero_grad(set_to_none=True)
@@ -155,7 +108,7 @@ def run_epoch(layer: Layer, optimizer: torch.optim.Optimizer, x: torch.Tensor, b
         optimizer.step()
         loss = loss.detach()
         total += loss * len(batch)
-        if progress is not None and step % 50 == 0:
+        if not bar.disable and step % 50 == 0:  # .item() waits for the device: only for a visible bar
             bar.set_postfix(loss=f"{loss.item():.4g}")
     return float(total) / max(len(x), 1)
 
@@ -168,12 +121,12 @@ def train_layer(layer: Layer, spec: LayerSpec, index: int, run: Run, x_train: to
     lr = spec.lr or settings["lr"] or type(layer).default_lr
     batch_size = settings["batch_size"]
     device = next(layer.parameters()).device
-    optimizer = build_optimizer(layer, lr)
+    optimizer = layer_optimizer(layer, lr)
     start_epoch = 0
     if run.current is not None and run.current["index"] == index:
         layer.load_state_dict(run.current["layer"])
         optimizer.load_state_dict(run.current["optimizer"])
-        torch.set_rng_state(run.current["rng"])
+        restore_random_state(run.current["rng"])
         start_epoch = run.current["epoch"]
     else:
         layer.init_from_data(x_train[:10000].to(device))
@@ -181,38 +134,35 @@ def train_layer(layer: Layer, spec: LayerSpec, index: int, run: Run, x_train: to
     baseline = float(monitor_rows.pow(2).mean())
     for epoch in range(start_epoch, epochs):
         started = time.perf_counter()
-        desc = f"layer {index + 1}/{len(run.specs)} {spec.kind}:{spec.units} epoch {epoch + 1}/{epochs}"
+        desc = f"layer {index + 1}/{len(run.layers)} {spec.kind}:{spec.units} epoch {epoch + 1}/{epochs}"
         loss = run_epoch(layer, optimizer, x_train, batch_size, desc if progress else None)
         metrics = {"loss": loss, **evaluate(layer, monitor_rows, x_val, batch_size)}
         check_divergence(metrics, baseline, spec, index, epoch + 1, lr)
-        record = {"layer": index, "epoch": epoch + 1, **metrics,
-                  "seconds": time.perf_counter() - started}
+        record = {"layer": index, "epoch": epoch + 1, **metrics, "seconds": time.perf_counter() - started}
         run.history.append(record)
-        if progress:
-            shown = "  ".join(f"{k} {v:.4g}" for k, v in record.items() if k not in ("layer", "epoch"))
-            tqdm.write(f"layer {index + 1} {spec} epoch {epoch + 1}/{epochs}  {shown}")
+        shown = "  ".join(f"{k} {v:.4g}" for k, v in record.items() if k not in ("layer", "epoch"))
+        progress_line(f"layer {index + 1} {spec} epoch {epoch + 1}/{epochs}  {shown}", progress)
         run.current = {"index": index, "epoch": epoch + 1, "layer": layer.state_dict(),
-                       "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state()}
+                       "optimizer": optimizer.state_dict(), "rng": random_state()}
         run.save()
 
 
 def split_validation(n: int, fraction: float, seed: int):
     """Seeded permutation split of ``n`` rows into training rows and a held-out slice."""
     if not 0 <= fraction < 1:
-        raise LayerwiseError(f"--val-fraction {fraction}: use a fraction in [0, 1), e.g. 0.05")
+        raise LayerwiseError(f"val_fraction={fraction}: use a fraction in [0, 1), e.g. 0.05")
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     n_val = int(round(n * fraction))
     return order[n_val:], order[:n_val]
 
 
-def prepare_out(out: Optional[Path], resume: bool, overwrite: bool) -> None:
-    """Refuse to clobber an earlier run unless asked to."""
-    if out is None or resume or overwrite:
-        return
-    for name in ("stack.pt", CHECKPOINT):
-        if (out / name).exists():
-            raise LayerwiseError(f"{out} already holds a run ({name}): pass --resume to continue it, "
-                                 "--overwrite to start again, or choose another -o")
+def private_cache(cache_dir: Union[str, Path, None]) -> Optional[Path]:
+    """A folder under ``cache_dir`` that belongs to this run alone (two runs never share code files)."""
+    if cache_dir is None:
+        return None
+    folder = Path(cache_dir) / f"run-{os.getpid()}-{secrets.token_hex(4)}"
+    folder.mkdir(parents=True)
+    return folder
 
 
 def pretrain_stack(data, layers: Sequence[Union[str, LayerSpec]], out: Union[str, Path, None] = None, *,
@@ -222,53 +172,56 @@ def pretrain_stack(data, layers: Sequence[Union[str, LayerSpec]], out: Union[str
                    split_seed: int = 0, progress: bool = True) -> Stack:
     """Pretrain a stack greedily, one layer at a time, on the unlabeled images of ``data``.
 
-    ``data`` is a data spec (``digits``, ``idx:DIR``, ... see :func:`pretrain.data.load_data`),
-    a :class:`pretrain.data.Dataset`, or an array ``[N, ...]`` of inputs. ``layers`` are
-    specs such as ``"rbm:500,k=1"``, bottom first. With ``out`` the stack is saved
-    to ``out/stack.pt`` and ``out/stack.json`` and a checkpoint is kept after every
-    epoch; ``resume=True`` continues an interrupted run. ``lr=0`` uses each kind's
-    default rate. Returns the :class:`Stack`.
+    ``data`` is a data spec (``digits``, ``idx:DIR``, ... see :func:`pretrain.data.load_data`,
+    loaded with ``data_dir`` and ``split_seed``), a :class:`pretrain.data.Dataset`, or an
+    array ``[N, ...]`` of inputs. ``layers`` are specs such as ``"rbm:500,k=1"``, bottom
+    first. With ``out`` the stack is saved to ``out/stack.pt`` and ``out/stack.json`` and a
+    checkpoint is kept after every epoch; ``resume=True`` continues an interrupted run.
+    ``lr=0`` uses each kind's default rate. ``progress``: per-epoch lines on stderr, and
+    bars when stderr is a terminal. Returns the :class:`Stack`.
     """
-    from .data import Dataset, load_data
-
     specs = [s if isinstance(s, LayerSpec) else LayerSpec.parse(s) for s in layers]
     if not specs:
-        raise LayerwiseError("no layers given: add at least one, e.g. -l rbm:500")
+        raise LayerwiseError("no layers given: add at least one, e.g. layers=['rbm:500']")
     if epochs < 1 or batch_size < 1:
-        raise LayerwiseError("--epochs and --batch-size must be at least 1")
-    out = Path(out) if out is not None else None
-    prepare_out(out, resume, overwrite)
-    if resume and out is not None and (out / "stack.pt").exists() and not (out / CHECKPOINT).exists():
-        return load_stack(out)  # that run already finished
-    dev = resolve_device(device)
+        raise LayerwiseError(f"epochs={epochs}, batch_size={batch_size}: both must be at least 1")
+    dataset = resolve_data(data, data_dir, split_seed)
+    run = Run([str(s) for s in specs], out, {
+        "data": dataset.spec, "split_seed": dataset.split_seed, "seed": seed, "epochs": epochs,
+        "batch_size": batch_size, "lr": lr, "val_fraction": val_fraction})
+    run.prepare(resume, overwrite)
+    if resume and run.out is not None and (run.out / "stack.pt").exists() and not run.checkpoint_path.exists():
+        return finished_stack(run)
+    return train_stack(dataset, specs, run, resolve_device(device), cache_dir, progress)
 
-    if isinstance(data, (str, Dataset)):
-        dataset = data if isinstance(data, Dataset) else load_data(data, data_dir=data_dir, split_seed=split_seed)
-        raw, data_name = dataset.pretraining_images(), dataset.spec
-    else:
-        raw, data_name = np.asarray(data), "array"
+
+def finished_stack(run: Run) -> Stack:
+    """``--resume`` on a run that already finished: its stack, if it answers the same request."""
+    stack = load_stack(run.out)
+    if not run.finished_stack_matches(stack.info):
+        raise LayerwiseError(f"{run.out} holds a finished run with other data, layers or options: "
+                             "pass --overwrite to replace it, or choose another -o")
+    return stack
+
+
+def train_stack(dataset: Dataset, specs: Sequence[LayerSpec], run: Run, device: torch.device,
+                cache_dir: Union[str, Path, None], progress: bool) -> Stack:
+    """Fit the preprocessing, then train each layer on the cached codes of the layers below."""
+    raw = dataset.pretraining_images()
     if len(raw) < 2:
         raise LayerwiseError(f"pretraining needs at least 2 examples (got {len(raw)} sample)")
     first_range = get_layer_class(specs[0].kind).input_range
     preprocessing = Preprocessing.fit(raw, first_range)
     x = preprocessing(raw)
-    train_rows, val_rows = split_validation(len(x), val_fraction, seed)
+    train_rows, val_rows = split_validation(len(x), run.settings["val_fraction"], run.settings["seed"])
     x_train, x_val = x[train_rows], x[val_rows]
-    if cache_dir is None:
-        x_train, x_val = x_train.to(dev), x_val.to(dev)
-
-    run = Run(specs, out, {"data": data_name, "split_seed": split_seed, "seed": seed, "epochs": epochs,
-                           "batch_size": batch_size, "lr": lr, "val_fraction": val_fraction})
-    if resume and run.checkpoint_path is not None and run.checkpoint_path.exists():
-        run.restore()
-
-    cache = Path(cache_dir) if cache_dir is not None else None
-    if cache is not None:
-        cache.mkdir(parents=True, exist_ok=True)
+    cache = private_cache(cache_dir)
+    if cache is None:
+        x_train, x_val = x_train.to(device), x_val.to(device)
     trained, input_range = [], first_range
     for index, spec in enumerate(specs):
-        torch.manual_seed(layer_seed(seed, index))
-        layer = spec.build(x_train.shape[1], input_range).to(dev)
+        torch.manual_seed(layer_seed(run.settings["seed"], index))
+        layer = spec.build(x_train.shape[1], input_range).to(device)
         if index < len(run.finished):
             layer.load_state_dict(run.finished[index])
         else:
@@ -278,14 +231,16 @@ def pretrain_stack(data, layers: Sequence[Union[str, LayerSpec]], out: Union[str
             run.save()
         trained.append(layer.eval())
         if index + 1 < len(specs):
-            x_train = encode(layer, x_train, 4096, cache / f"codes{index + 1}_train.npy" if cache else None)
-            x_val = encode(layer, x_val, 4096, cache / f"codes{index + 1}_val.npy" if cache else None)
+            x_train = encode(layer, x_train, cache / f"codes{index + 1}_train.npy" if cache else None)
+            x_val = encode(layer, x_val, cache / f"codes{index + 1}_val.npy" if cache else None)
         input_range = layer.code_range
-
-    info = {**run.settings, "layer_specs": [str(s) for s in specs], "n_train": len(train_rows), "n_val": len(val_rows),
+    del x_train, x_val  # release the memory maps before their folder goes
+    if cache is not None:
+        shutil.rmtree(cache, ignore_errors=True)
+    info = {**run.settings, "layer_specs": run.layers, "n_train": len(train_rows), "n_val": len(val_rows),
             "history": run.history, "versions": versions()}
     stack = Stack([layer.cpu() for layer in trained], preprocessing, info)
-    if out is not None:
-        stack.save(out)
-        run.checkpoint_path.unlink(missing_ok=True)
+    if run.out is not None:
+        stack.save(run.out)
+        run.close()
     return stack

@@ -18,7 +18,6 @@ never through pyplot, so drawing them changes no global matplotlib state; the
 random draws (Gibbs chains) are seeded, so the same stack gives the same pictures,
 and the caller's torch random state is left as it was.
 """
-import logging
 import math
 from pathlib import Path
 from typing import List, Optional
@@ -26,15 +25,12 @@ from typing import List, Optional
 import numpy as np
 import torch
 
-from .errors import LayerwiseError
 from .layers.energy import EnergyLayer
 from .stack import Stack
 
-log = logging.getLogger(__name__)
-
 #: at most this many first-layer filters are drawn (10 x 10).
 MAX_FILTERS = 100
-#: test images shown in reconstructions.png (one per class when labels allow).
+#: Gibbs chains shown in samples.png.
 N_EXAMPLES = 10
 #: Gibbs steps after which samples.png shows the chains.
 GIBBS_STEPS = (10, 100, 1000)
@@ -42,20 +38,18 @@ DPI = 110
 SEED = 0
 
 
-def plot_stack(stack: Stack, out_dir, data_dir: Optional[str] = None) -> List[Path]:
+def plot_stack(stack: Stack, out_dir, examples: Optional[np.ndarray] = None) -> List[Path]:
     """Draw the pictures that apply to ``stack`` into ``out_dir/plots/``; return the files written.
 
-    The test images for ``reconstructions.png`` are reloaded from the stack's
-    data spec (``stack.info["data"]``) with its split seed; when they cannot be
-    (a stack trained on an in-memory array, a dataset no longer on disk) that
-    picture is left out with a logged warning.
+    ``examples`` are raw test images for ``reconstructions.png`` (e.g.
+    :meth:`pretrain.data.Dataset.example_images`); without them that picture is left out.
     """
     folder = Path(out_dir) / "plots"
     folder.mkdir(parents=True, exist_ok=True)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(SEED)
         figures = {"filters.png": filters_figure(stack),
-                   "reconstructions.png": reconstructions_figure(stack, data_dir),
+                   "reconstructions.png": reconstructions_figure(stack, examples),
                    "samples.png": samples_figure(stack),
                    "training_curves.png": training_curves_figure(stack)}
     written = []
@@ -88,16 +82,11 @@ def filters_figure(stack: Stack):
     return figure
 
 
-def reconstructions_figure(stack: Stack, data_dir: Optional[str]):
+def reconstructions_figure(stack: Stack, examples: Optional[np.ndarray]):
     """Test images (top row) and their reconstructions through 1, 2, ... all layers (rows below)."""
-    if stack.preprocessing.image_shape is None:
+    if stack.preprocessing.image_shape is None or examples is None or not len(examples):
         return None
-    try:
-        raw = example_images(stack, data_dir)
-    except LayerwiseError as error:
-        log.warning("plots: no reconstructions.png, the test images are unavailable: %s", error)
-        return None
-    x = stack.preprocess(raw)
+    x = stack.preprocess(examples)
     rows = [x] + [reconstruct_through(stack.layers[:depth], x) for depth in range(1, len(stack.layers) + 1)]
     labels = ["test input"] + [f"through {depth} layer{'s' * (depth > 1)}\n"
                                f"(MSE {float((row - x).pow(2).mean()):.4f})"
@@ -164,23 +153,6 @@ def reconstruct_through(layers, x: torch.Tensor) -> torch.Tensor:
     for layer in reversed(layers):
         codes = layer.decode(codes)
     return codes
-
-
-def example_images(stack: Stack, data_dir: Optional[str]) -> np.ndarray:
-    """N_EXAMPLES raw test images of the stack's data: the first of each class, else the first ones."""
-    from .data import load_data
-
-    spec = stack.info.get("data")
-    if spec in (None, "array"):
-        raise LayerwiseError("the stack was pretrained on an in-memory array, not a data spec")
-    dataset = load_data(spec, data_dir=data_dir, split_seed=stack.info.get("split_seed", 0), download=False)
-    if dataset.x_test is None:
-        raise LayerwiseError(f"data {spec!r} has no test split")
-    if dataset.y_test is None:
-        return dataset.x_test[:N_EXAMPLES]
-    classes, first = np.unique(dataset.y_test, return_index=True)
-    chosen = first[:N_EXAMPLES] if len(classes) >= N_EXAMPLES else np.arange(min(N_EXAMPLES, len(dataset.x_test)))
-    return dataset.x_test[np.sort(chosen)]
 
 
 def displayable(stack: Stack, rows: List[torch.Tensor]) -> List[np.ndarray]:

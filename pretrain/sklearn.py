@@ -40,7 +40,8 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .errors import LayerwiseError
-from .greedy import build_optimizer, pretrain_stack, resolve_device, run_epoch
+from .device import resolve_device
+from .greedy import layer_optimizer as build_optimizer, pretrain_stack, run_epoch
 from .layers import LayerSpec, get_layer_class
 from .layers.base import bernoulli_sample
 

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from .errors import LayerwiseError
+from .batches import map_batches
 from .io import artifact_file, load_torch, save_json, save_torch
 from .layers import Layer, build_layer
 from .preprocess import Preprocessing
@@ -63,12 +64,13 @@ class Stack:
         """A plain ``nn.Sequential`` (one ``Sequential(Linear, activation)`` per layer) with copies of the weights."""
         return nn.Sequential(*[layer.to_modules() for layer in self.layers])
 
-    @torch.no_grad()
-    def transform(self, raw, batch_size: int = 4096) -> torch.Tensor:
-        """Top-layer codes: ``encoder()(preprocess(raw))``."""
+    def transform(self, raw, batch_size: int = 4096):
+        """Top-layer codes ``encoder()(preprocess(raw))``: a numpy array for numpy input, a tensor for a tensor."""
         encoder = self.encoder().eval()
-        x = self.preprocess(raw)
-        return torch.cat([encoder(chunk) for chunk in x.split(batch_size)]) if len(x) else x
+        as_tensor = isinstance(raw, torch.Tensor)
+        x = self.preprocess(raw.cpu().numpy() if as_tensor else raw)
+        codes = map_batches(encoder, x, batch_size) if len(x) else x.new_zeros(0, self.n_outputs)
+        return codes if as_tensor else codes.numpy()
 
     def to_dict(self) -> Dict[str, Any]:
         layers = [{**layer.config(), "state": {k: v.detach().cpu().clone() for k, v in layer.state_dict().items()}}

@@ -41,8 +41,9 @@ def test_saved_stack_reloads_bit_for_bit(saved):
     stack, out = saved
     raw = np.random.default_rng(0).integers(0, 17, (20, 8, 8)).astype(np.float64)
     loaded = pretrain.load_stack(out)
-    assert torch.equal(loaded.transform(raw), stack.transform(raw))
-    assert torch.equal(loaded.encoder()(loaded.preprocess(raw)), stack.transform(raw))
+    assert np.array_equal(loaded.transform(raw), stack.transform(raw))
+    with torch.no_grad():
+        assert np.array_equal(loaded.encoder()(loaded.preprocess(raw)).numpy(), stack.transform(raw))
     artifact = torch.load(out / "stack.pt", weights_only=True)
     assert artifact["format"] == "layerwise.stack" and len(artifact["layers"]) == 2
 
@@ -146,8 +147,18 @@ def test_memory_mapped_cache_gives_the_same_stack(tmp_path):
     in_ram = run()
     mapped = run(cache_dir=tmp_path / "cache")
     assert_same_weights(in_ram, mapped)
-    codes = np.load(tmp_path / "cache" / "codes1_train.npy", mmap_mode="r")
-    assert codes.shape[1] == 32 and codes.min() >= 0 and codes.max() <= 1
+    assert list((tmp_path / "cache").iterdir()) == []  # the run's private code files are gone once it succeeds
+
+
+def test_two_runs_sharing_a_cache_folder_each_use_their_own_files(tmp_path, monkeypatch):
+    """Cache files are private to their run: the code files two runs map never share a path."""
+    import pretrain.greedy as greedy
+    paths = []
+    original = greedy.encode
+    monkeypatch.setattr(greedy, "encode", lambda layer, x, path=None: paths.append(path) or original(layer, x, path))
+    run(cache_dir=tmp_path / "cache")
+    run(cache_dir=tmp_path / "cache")
+    assert len(paths) == 4 and len(set(paths)) == 4 and all(p.parent.parent == tmp_path / "cache" for p in paths)
 
 
 def test_gaussian_first_layer_standardises(tmp_path):
@@ -170,4 +181,7 @@ def test_data_of_another_shape_is_refused(saved):
 def test_array_input_and_validation_off():
     x = np.random.default_rng(0).random((300, 10))
     stack = pretrain.pretrain_stack(x, ["rbm:4"], epochs=2, val_fraction=0.0, progress=False)
-    assert stack.transform(x).shape == (300, 4)
+    codes = stack.transform(x)
+    assert isinstance(codes, np.ndarray) and codes.shape == (300, 4)
+    tensor_codes = stack.transform(torch.from_numpy(x))
+    assert isinstance(tensor_codes, torch.Tensor) and np.array_equal(tensor_codes.numpy(), codes)

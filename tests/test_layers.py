@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from pretrain.errors import LayerwiseError
-from pretrain.greedy import build_optimizer, run_epoch
+from pretrain.greedy import layer_optimizer, run_epoch
 from pretrain.layers import LayerSpec, build_layer, list_layers
 
 KINDS = list_layers()
@@ -79,7 +79,7 @@ def error(layer, x):
 
 
 def train(layer, x, epochs, lr=None):
-    optimizer = build_optimizer(layer, lr or type(layer).default_lr)
+    optimizer = layer_optimizer(layer, lr or type(layer).default_lr)
     layer.init_from_data(x)
     for _ in range(epochs):
         run_epoch(layer, optimizer, x, batch_size=50)

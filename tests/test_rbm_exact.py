@@ -3,7 +3,7 @@ import itertools
 
 import torch
 
-from pretrain.greedy import build_optimizer, run_epoch
+from pretrain.greedy import layer_optimizer, run_epoch
 from pretrain.layers import LayerSpec
 from pretrain.layers.base import bernoulli_sample
 
@@ -28,7 +28,7 @@ def prototype_data(n=2000):
 
 def train(options, data, lr, epochs=30):
     rbm = LayerSpec.parse(f"rbm:{N_HIDDEN}{options}").build(N_VISIBLE, "unit")
-    optimizer = build_optimizer(rbm, lr)
+    optimizer = layer_optimizer(rbm, lr)
     for _ in range(epochs):
         run_epoch(rbm, optimizer, data, batch_size=20)
     return rbm
@@ -67,7 +67,7 @@ def test_cd_update_matches_its_formula():
     expected_hbias = hbias + lr * (h_data - h_model).mean(0)
 
     torch.manual_seed(7)
-    optimizer = build_optimizer(rbm, lr)
+    optimizer = layer_optimizer(rbm, lr)
     rbm.loss(v).backward()
     optimizer.step()
     torch.testing.assert_close(rbm.weight.detach(), expected_weight)

@@ -29,7 +29,7 @@ from threadpoolctl import threadpool_info
 
 from pretrain import pretrain_stack
 from pretrain.data import load_data
-from pretrain.greedy import build_optimizer, run_epoch
+from pretrain.greedy import layer_optimizer, run_epoch
 from pretrain.layers import LayerSpec
 from pretrain.preprocess import Preprocessing
 from pretrain.stack import Stack
@@ -78,7 +78,7 @@ def our_epoch_seconds(x: torch.Tensor, spec: str) -> float:
     """One epoch of the trainer's own loop on a fresh layer built from ``spec``."""
     torch.manual_seed(0)
     layer = LayerSpec.parse(spec).build(x.shape[1], "unit")
-    optimizer = build_optimizer(layer, LR)
+    optimizer = layer_optimizer(layer, LR)
     run_epoch(layer, optimizer, x[:10 * BATCH], BATCH)  # warm-up
     return seconds(lambda: run_epoch(layer, optimizer, x, BATCH))
 

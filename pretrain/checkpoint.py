@@ -1,0 +1,100 @@
+"""A pretraining run's record on disk: its settings, its checkpoint, and resuming it.
+
+After every epoch the run writes ``OUT/checkpoint.pt`` atomically: the
+finished layers, the current layer with its optimizer state, the random
+state, and the history. ``--resume`` continues from it and ends with the same
+weights as an uninterrupted run; a request whose settings differ from the
+checkpoint's, or from a finished run's, is refused with one line.
+"""
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import torch
+
+from .errors import LayerwiseError
+from .io import load_torch, save_torch
+
+CHECKPOINT = "checkpoint.pt"
+STACK = "stack.pt"
+
+
+def random_state() -> Dict[str, Any]:
+    """Everything an exact resume must restore of torch's random streams: CPU, and CUDA when used."""
+    state = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_random_state(state: Dict[str, Any]) -> None:
+    """Put back what :func:`random_state` saved."""
+    torch.set_rng_state(state["cpu"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def layer_seed(seed: int, index: int) -> int:
+    """Each layer starts its own random stream, so resuming never depends on earlier layers' draws."""
+    return seed * 1000 + index
+
+
+class Run:
+    """One pretraining run's settings, its checkpoint file and its history.
+
+    ``settings`` are what must match for a checkpoint to be resumed (data,
+    seeds, epochs, rates, layers); ``finished`` the state dicts of the layers
+    done; ``current`` the layer in training (its state, optimizer, epoch,
+    random state).
+    """
+
+    def __init__(self, layers: List[str], out: Optional[Path], settings: Dict[str, Any]):
+        self.layers = list(layers)
+        self.out = Path(out) if out is not None else None
+        self.settings = settings
+        self.history: List[Dict[str, Any]] = []
+        self.finished: List[Dict[str, torch.Tensor]] = []
+        self.current: Optional[Dict[str, Any]] = None
+
+    @property
+    def checkpoint_path(self) -> Optional[Path]:
+        return self.out / CHECKPOINT if self.out else None
+
+    def describe(self) -> Dict[str, Any]:
+        """What must match for a checkpoint, or a finished stack, to answer this request."""
+        return {**self.settings, "layers": self.layers}
+
+    def prepare(self, resume: bool, overwrite: bool) -> None:
+        """Refuse to clobber an earlier run unless asked to; load the checkpoint when resuming."""
+        if self.out is None:
+            return
+        held = [name for name in (STACK, CHECKPOINT) if (self.out / name).exists()]
+        if held and not (resume or overwrite):
+            raise LayerwiseError(f"{self.out} already holds a run ({held[0]}): pass --resume to continue it, "
+                                 "--overwrite to start again, or choose another -o")
+        if resume and self.checkpoint_path.exists():
+            self.restore()
+
+    def finished_stack_matches(self, info: Dict[str, Any]) -> bool:
+        """Whether a finished stack's record (``stack.json`` info) was made by this same request."""
+        recorded = {key: info.get(key) for key in self.settings}
+        return recorded == self.settings and info.get("layer_specs") == self.layers
+
+    def restore(self) -> None:
+        """Load the checkpoint's finished layers, current layer and history."""
+        saved = load_torch(self.checkpoint_path)
+        if saved["run"] != self.describe():
+            raise LayerwiseError(
+                f"{self.checkpoint_path} was written by a run with other settings: resume with the same "
+                "data, layers and options, or start again with --overwrite")
+        self.finished, self.current, self.history = saved["finished"], saved["current"], saved["history"]
+
+    def save(self) -> None:
+        """Write the checkpoint atomically (nothing without an output folder)."""
+        if self.out is not None:
+            save_torch({"run": self.describe(), "finished": self.finished, "current": self.current,
+                        "history": self.history}, self.checkpoint_path)
+
+    def close(self) -> None:
+        """The run finished and its stack is saved: the checkpoint is no longer needed."""
+        if self.checkpoint_path is not None:
+            self.checkpoint_path.unlink(missing_ok=True)

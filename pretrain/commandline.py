@@ -1,0 +1,79 @@
+"""What both commands share on the command line: options, parsing types and error reporting.
+
+No command module imports another; ``pretrain.cli`` and ``finetune.cli``
+both take their common pieces from here. Exit status: 2 for a usage mistake
+(click's usage line and one error line: a malformed spec, a value out of
+range, a missing argument), 1 for a failure (one ``Error: ...`` line: a
+missing file, a diverged run), 130 on Ctrl-C; never a traceback for either.
+"""
+import functools
+import sys
+from typing import Callable
+
+import click
+
+from . import __version__
+from .data import DATA_ENV, DEFAULT_DATA_DIR, describe_specs
+from .device import DEVICES
+from .errors import LayerwiseError
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "show_default": True, "max_content_width": 100}
+
+
+def data_help() -> str:
+    """The DATA argument's help (a command's epilog), derived from the table of spec kinds."""
+    return "\b\nDATA is one of:\n" + describe_specs()
+
+
+class Parsed(click.ParamType):
+    """A click type for a value our own parser reads: its one-line error becomes a usage error (exit 2)."""
+
+    def __init__(self, parse: Callable, metavar: str):
+        self.parse, self.name, self.metavar = parse, metavar, metavar
+
+    def get_metavar(self, param, ctx=None) -> str:
+        return self.metavar
+
+    def convert(self, value, param, ctx):
+        if not isinstance(value, str):
+            return value
+        try:
+            return self.parse(value)
+        except LayerwiseError as error:
+            self.fail(str(error), param, ctx)
+
+
+def report_errors(command):
+    """Turn failures (:class:`LayerwiseError`) into one ``Error: ...`` line and exit 1, never a traceback."""
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except LayerwiseError as error:
+            raise click.ClickException(str(error)) from None
+        except KeyboardInterrupt:
+            click.echo("Interrupted: the last finished epoch is checkpointed; rerun with --resume.", err=True)
+            sys.exit(130)
+    return wrapper
+
+
+def usage_error(message: str) -> click.UsageError:
+    """A usage mistake found after parsing (a missing argument, options that do not go together): exit 2."""
+    return click.UsageError(message, click.get_current_context(silent=True))
+
+
+def common_options(command):
+    """``--device``, ``--threads``, ``--data-dir``, ``--split-seed``, ``--version``: declared once for both commands."""
+    for option in reversed([
+        click.option("--device", type=click.Choice(DEVICES), default="auto", help="Where torch runs."),
+        click.option("--threads", type=click.IntRange(min=0), default=0,
+                     help="CPU threads for torch (0: torch's default, one per core). On a machine other "
+                          "processes use too, 1 is often much faster for small models."),
+        click.option("--data-dir", type=click.Path(file_okay=False), envvar=DATA_ENV, show_envvar=True,
+                     help=f"Where torchvision datasets live  [default: {DEFAULT_DATA_DIR}]"),
+        click.option("--split-seed", default=0, type=click.IntRange(min=0),
+                     help="Seed of the held-out test split of data without one (shared by pretrain and finetune)."),
+        click.version_option(__version__, "--version", message="%(prog)s (layerwise) %(version)s"),
+    ]):
+        command = option(command)
+    return command

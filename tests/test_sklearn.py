@@ -181,7 +181,7 @@ def test_stacked_pretrainer_in_a_grid_search(digits):
     stack = search.best_estimator_.named_steps["stack"]
     codes = stack.transform(X_test)
     assert codes.shape == (len(X_test), stack.stack_.n_outputs)
-    np.testing.assert_allclose(codes, stack.stack_.transform(X_test).numpy(), atol=1e-5)
+    np.testing.assert_allclose(codes, stack.stack_.transform(X_test), atol=1e-5)
     assert len(stack.stack_.info["history"]) == 5 * len(stack.stack_.layers)
 
 

@@ -26,8 +26,8 @@ def main():
                             ["linear", "two-stage"], budgets, seeds=seeds)
 
     # 3. Mean ± std test accuracy over seeds; results.json/csv/md and learning_curves.png.
-    print(format_table(rows, n_classes=10))
-    finetune.write_report(rows, f"{args.out}/report", n_classes=10)
+    print(format_table(rows))
+    finetune.write_report(rows, f"{args.out}/report")
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ def main():
     # 2. The same two-stage fine-tuning (head, then everything) for the stack and its random-init control.
     rows = finetune.compare(data, [f"{args.out}/dbn", f"random:{args.out}/dbn"], ["two-stage"], budgets,
                             seeds=1, epochs=fine_tune_epochs)
-    print(format_table(rows, n_classes=data.n_classes))
+    print(format_table(rows))
 
 
 if __name__ == "__main__":

@@ -36,8 +36,8 @@ def main():
         sources.append("torchvision:resnet18")
     rows = finetune.compare(data, sources, ["linear", "two-stage"], "5" if args.quick else "10,100",
                             seeds=1, input_size=16 if args.quick else 32, unfreeze=1, epochs=3 if args.quick else 30)
-    print(format_table(rows, n_classes=10))
-    finetune.write_report(rows, f"{args.out}/report", n_classes=10)
+    print(format_table(rows))
+    finetune.write_report(rows, f"{args.out}/report")
 
 
 if __name__ == "__main__":

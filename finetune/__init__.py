@@ -6,7 +6,7 @@ Python API::
     rows = finetune.compare("digits", ["runs/dbn", "random:runs/dbn"], ["linear", "two-stage"],
                             "1,10,100", seeds=3)
     model = finetune.fine_tune("digits", "runs/dbn", schedule="two-stage", labels_per_class=10)
-    model.save("runs/clf"); finetune.load_classifier("runs/clf").predict(raw_images)
+    model.save("runs/clf"); finetune.load_classifier("runs/clf").predict(raw_images)   # labels, as classes_
 
 Names are imported lazily so that ``finetune --help`` does not wait for torch.
 """
@@ -16,7 +16,8 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "fine_tune": "experiment", "compare": "experiment", "load_classifier": "classifier", "Classifier": "classifier",
-    "Body": "body", "make_body": "sources", "freeze_to": "freezing", "write_report": "report",
+    "Body": "body", "load_source": "sources", "parse_source": "sources", "freeze_to": "freezing",
+    "write_report": "report", "write_predictions": "predict",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -23,15 +23,17 @@ class Body(nn.Module):
     ``groups[i]`` maps the output of ``groups[i-1]`` to features of size
     ``group_features[i]`` (flattened by ``tail`` when needed); ``tail`` is a
     parameter-free module applied after the last group (pooling, flattening).
+    A body without groups (``pixels``) passes its ``in_features`` inputs on.
     """
 
     def __init__(self, groups: Sequence[nn.Module], group_features: Sequence[int],
                  preprocess: Callable[[np.ndarray], torch.Tensor], name: str,
                  group_names: Optional[Sequence[str]] = None, tail: Optional[nn.Module] = None,
-                 info: Optional[dict] = None):
+                 info: Optional[dict] = None, in_features: Optional[int] = None):
         super().__init__()
-        if len(groups) != len(group_features):
-            raise ValueError("one output size per group")
+        if len(groups) != len(group_features) or not (groups or in_features):
+            raise ValueError("one output size per group, or in_features for a body without groups")
+        self.in_features = in_features
         self.groups = nn.ModuleList(groups)
         self.group_features = list(group_features)
         self.group_names = list(group_names or [f"group{i + 1}" for i in range(len(groups))])
@@ -44,7 +46,7 @@ class Body(nn.Module):
 
     @property
     def out_features(self) -> int:
-        return self.group_features[-1]
+        return self.group_features[-1] if self.groups else self.in_features
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_range(x)
@@ -73,10 +75,10 @@ class Body(nn.Module):
             return self
         if not 0 < k < len(self.groups):
             raise LayerwiseError(
-                f"--drop-top {k}: {self.name} has {len(self.groups)} layer groups; drop at most "
+                f"drop_top={k}: {self.name} has {len(self.groups)} layer groups; drop at most "
                 f"{len(self.groups) - 1}")
         return Body(list(self.groups)[:-k], self.group_features[:-k], self.preprocess,
-                    f"{self.name}[:-{k}]", self.group_names[:-k], self.tail, self.info)
+                    f"{self.name}[:-{k}]", self.group_names[:-k], self.tail, self.info, self.in_features)
 
 
 def glorot_reset(module: nn.Module) -> None:
@@ -104,3 +106,9 @@ def body_from_stack(stack: Stack, name: str, random_init: bool = False) -> Body:
                       # enough to rebuild the same modules without the stack file (see finetune.classifier)
                       "recipe": {"kind": "stack", "layers": [layer.config() for layer in stack.layers],
                                  "preprocessing": stack.preprocessing.to_dict()}})
+
+
+def pixels_body(preprocessing, name: str = "pixels") -> Body:
+    """A body without layers: the preprocessed input is the feature vector (``--from pixels``)."""
+    return Body([], [], preprocessing, name, in_features=preprocessing.n_features,
+                info={"recipe": {"kind": "pixels", "preprocessing": preprocessing.to_dict()}})

@@ -50,8 +50,8 @@ def parse_budgets(labels_per_class: Union[str, Sequence, None] = None,
     if labels_per_class is None and labels is None:
         labels_per_class = DEFAULT_LABELS_PER_CLASS
     budgets = [Budget(per_class=None if v == "all" else v)
-               for v in _parse_counts(labels_per_class, "--labels-per-class", allow_all=True)]
-    budgets += [Budget(total=v) for v in _parse_counts(labels, "--labels", allow_all=False)]
+               for v in _parse_counts(labels_per_class, "labels_per_class", allow_all=True)]
+    budgets += [Budget(total=v) for v in _parse_counts(labels, "labels", allow_all=False)]
     return list(dict.fromkeys(budgets))
 
 
@@ -71,7 +71,7 @@ def _parse_counts(value, option: str, allow_all: bool) -> list:
             counts.append(int(text))
         else:
             example = "1,10,100,all" if allow_all else "100,1000"
-            raise LayerwiseError(f"{option} {value if isinstance(value, str) else ','.join(map(str, items))}: "
+            raise LayerwiseError(f"{option}={value if isinstance(value, str) else ','.join(map(str, items))}: "
                                  f"use comma-separated positive counts, e.g. {example}")
     return counts
 
@@ -96,7 +96,7 @@ def sample_labels(y: np.ndarray, budget: Budget, seed: int, classes: Optional[li
         if budget.per_class > counts[smallest]:
             name = classes[smallest] if classes else smallest
             raise LayerwiseError(
-                f"--labels-per-class {budget.per_class}: class {name} has only {counts[smallest]} labeled "
+                f"labels_per_class={budget.per_class}: class {name} has only {counts[smallest]} labeled "
                 f"training examples; use at most {counts[smallest]} or `all`")
         chosen = [rng.choice(np.flatnonzero(y == c), budget.per_class, replace=False) for c in range(len(counts))]
         return np.sort(np.concatenate(chosen))
@@ -104,10 +104,10 @@ def sample_labels(y: np.ndarray, budget: Budget, seed: int, classes: Optional[li
         return np.arange(len(y))
     n_classes = int(np.count_nonzero(counts))
     if budget.total > len(y):
-        raise LayerwiseError(f"--labels {budget.total}: there are only {len(y)} labeled training examples; "
+        raise LayerwiseError(f"labels={budget.total}: there are only {len(y)} labeled training examples; "
                              f"use at most {len(y)}")
     if budget.total < n_classes:
-        raise LayerwiseError(f"--labels {budget.total}: a stratified sample needs at least one label per class "
+        raise LayerwiseError(f"labels={budget.total}: a stratified sample needs at least one label per class "
                              f"({n_classes} classes)")
     from sklearn.model_selection import train_test_split
     chosen, _ = train_test_split(np.arange(len(y)), train_size=budget.total, stratify=y,

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from pretrain.batches import map_batches
 from pretrain.errors import LayerwiseError
 from pretrain.io import artifact_file, load_torch, save_json, save_torch
 
@@ -36,15 +37,15 @@ def parse_head(text: str) -> Dict[str, Any]:
         for option in options:
             key, _, value = option.partition("=")
             if key.strip() != "dropout":
-                raise LayerwiseError(f"--head {text}: unknown option {key.strip()!r}; use {HEAD_HELP}")
+                raise LayerwiseError(f"head={text}: unknown option {key.strip()!r}; use {HEAD_HELP}")
             config["dropout"] = value
         try:
             config["hidden"], config["dropout"] = int(config["hidden"]), float(config["dropout"])
         except ValueError:
-            raise LayerwiseError(f"--head {text}: use {HEAD_HELP}") from None
+            raise LayerwiseError(f"head={text}: use {HEAD_HELP}") from None
         if config["hidden"] > 0 and 0 <= config["dropout"] < 1:
             return config
-    raise LayerwiseError(f"--head {text}: use {HEAD_HELP}")
+    raise LayerwiseError(f"head={text}: use {HEAD_HELP}")
 
 
 def build_head(config: Dict[str, Any], in_features: int, n_classes: int) -> nn.Module:
@@ -64,15 +65,20 @@ def build_head(config: Dict[str, Any], in_features: int, n_classes: int) -> nn.M
 
 
 class Classifier(nn.Module):
-    """``head(body(preprocess(raw)))``; ``predict`` and ``predict_proba`` take raw data like the training data."""
+    """``head(body(preprocess(raw)))``; ``predict`` and ``predict_proba`` take raw data like the training data.
 
-    def __init__(self, body: Body, head: nn.Module, head_config: Dict[str, Any], classes: List[str],
+    ``classes_`` are the labels in the data's own terms, as scikit-learn's
+    classifiers keep them: an image folder's class names, else the values of
+    ``y``. ``predict`` returns those, ``predict_proba`` columns follow their order.
+    """
+
+    def __init__(self, body: Body, head: nn.Module, head_config: Dict[str, Any], classes: List,
                  drop_top: int = 0, metrics: Optional[Dict[str, Any]] = None):
         super().__init__()
         self.body = body
         self.head = head
         self.head_config = dict(head_config)
-        self.classes = list(classes)
+        self.classes_ = np.asarray(classes)
         self.drop_top = drop_top
         self.metrics = dict(metrics or {})
 
@@ -80,19 +86,19 @@ class Classifier(nn.Module):
         """Logits of preprocessed inputs ``x``."""
         return self.head(self.body(x))
 
-    @torch.no_grad()
     def predict_proba(self, raw, batch_size: int = 1024) -> np.ndarray:
-        """Class probabilities ``[N, n_classes]`` of raw inputs ``[N, ...]``."""
+        """Class probabilities ``[N, n_classes]`` of raw inputs ``[N, ...]``, columns in the order of ``classes_``."""
         self.eval()
         device = next(self.parameters()).device
         raw = np.asarray(raw)
-        chunks = [torch.softmax(self(self.body.preprocess(raw[i:i + batch_size]).to(device)), 1).cpu()
-                  for i in range(0, len(raw), batch_size)]
-        return torch.cat(chunks).numpy() if chunks else np.zeros((0, len(self.classes)), np.float32)
+        if not len(raw):
+            return np.zeros((0, len(self.classes_)), np.float32)
+        return map_batches(lambda chunk: torch.softmax(self(self.body.preprocess(chunk).to(device)), 1).cpu(),
+                           raw, batch_size).numpy()
 
     def predict(self, raw, batch_size: int = 1024) -> np.ndarray:
-        """Predicted class indices ``[N]`` (names: ``classifier.classes[i]``)."""
-        return self.predict_proba(raw, batch_size).argmax(1)
+        """Predicted labels ``[N]``, values of ``classes_``."""
+        return self.classes_[self.predict_proba(raw, batch_size).argmax(1)]
 
     def to_dict(self) -> Dict[str, Any]:
         def cpu_state(module):
@@ -101,7 +107,7 @@ class Classifier(nn.Module):
                 "body": {"recipe": self.body.info["recipe"], "name": self.body.name,
                          "drop_top": self.drop_top, "state": cpu_state(self.body)},
                 "head": {"config": self.head_config, "state": cpu_state(self.head)},
-                "classes": self.classes, "metrics": self.metrics}
+                "classes": self.classes_.tolist(), "metrics": self.metrics}
 
     def save(self, out_dir: Union[str, Path]) -> Path:
         """Write ``classifier.pt`` (and a readable ``classifier.json``) into ``out_dir`` atomically."""
@@ -109,7 +115,7 @@ class Classifier(nn.Module):
         saved = self.to_dict()
         save_torch(saved, out / "classifier.pt")
         save_json({"format": FORMAT, "body": {k: v for k, v in saved["body"].items() if k != "state"},
-                   "head": self.head_config, "classes": self.classes, "metrics": self.metrics},
+                   "head": self.head_config, "classes": self.classes_.tolist(), "metrics": self.metrics},
                   out / "classifier.json")
         return out / "classifier.pt"
 

@@ -1,4 +1,4 @@
-"""The ``finetune`` command: does pretraining help with my few labels, and how much?
+"""The ``finetune`` command: click wiring only.
 
 Heavy imports (torch, torchvision, matplotlib) happen inside the command so ``--help`` is instant.
 """
@@ -6,8 +6,10 @@ import warnings
 
 import click
 
-from pretrain.cli import DATA_HELP, report_user_errors
-from pretrain.errors import LayerwiseError
+from pretrain.commandline import (CONTEXT, Parsed, command_line, common_options, data_help, report_errors,
+                                  usage_error)
+
+from .schedule import SCHEDULES
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
@@ -15,81 +17,124 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
     click.echo(f"Warning: {message}", err=True)
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+def _source(text: str):
+    from .sources import parse_source
+    return parse_source(text)
+
+
+def _checked(parse):
+    """A parser used only to check a value at parse time; the command keeps the text."""
+    def check(text: str) -> str:
+        parse(text)
+        return text
+    return check
+
+
+def _budgets(text):
+    from .budget import parse_budgets
+    return parse_budgets(text, None)
+
+
+def _totals(text):
+    from .budget import parse_budgets
+    return parse_budgets(None, text)
+
+
+def _head(text):
+    from .classifier import parse_head
+    return parse_head(text)
+
+
+POSITIVE = click.FloatRange(min=0, min_open=True)
+
+
+@click.command("finetune", context_settings=CONTEXT, epilog=data_help())
 @click.argument("data", required=False)
-@click.option("--from", "sources", multiple=True, metavar="SOURCE",
-              help="STACK_DIR (pretrained), random:STACK_DIR (its random-init control) or torchvision:NAME; "
-                   "repeat to compare.")
-@click.option("--schedule", "schedules", multiple=True, default=["two-stage"], metavar="NAME",
+@click.option("--from", "source", multiple=True, type=Parsed(_source, "SOURCE"),
+              help="STACK_DIR (pretrained), random:STACK_DIR (its random-init control), torchvision:NAME or pixels "
+                   "(logistic regression on the inputs); repeat to compare.")
+@click.option("--schedule", "schedules", multiple=True, default=["two-stage"], type=click.Choice(SCHEDULES),
               help="linear (frozen body), two-stage (the head, then the body at discriminative rates), "
                    "full or gradual; repeat to compare.")
-@click.option("--labels-per-class", metavar="N,N,...|all",
+@click.option("--labels-per-class", type=Parsed(_checked(_budgets), "N,N,...|all"),
               help="Label budgets per class, e.g. 1,10,100,all  [default: 1,10,100 unless --labels]")
-@click.option("--labels", metavar="N,N,...", help="Label budgets in total, stratified over the classes.")
-@click.option("--seeds", default=1, help="Repeats of every cell, each with its own label sample and initialisation.")
-@click.option("--seed", default=0, help="The first seed (seeds are SEED, SEED+1, ...).")
-@click.option("--head", default="linear", metavar="linear|mlp:H[,dropout=P]", help="The classifier head.")
-@click.option("--drop-top", default=0, help="Remove the top K layer groups of the body before the head goes on.")
-@click.option("--unfreeze", type=int, help="Top groups unfrozen by two-stage and gradual  [default: all]")
-@click.option("--body-lr-scale", default=0.1, help="Top body group's learning rate as a fraction of the head's.")
-@click.option("--lr-decay", default=1.0, help="Learning-rate factor per group further down the body (1: all at the same rate).")
-@click.option("--lr", default=1e-3, help="The head's learning rate (Adam).")
-@click.option("--epochs", default=100, help="Most epochs per stage (early stopping ends sooner).")
-@click.option("--batch-size", default=64)
-@click.option("--device", default="auto", help="auto, cpu or cuda.")
-@click.option("--data-dir", type=click.Path(file_okay=False), help="Where torchvision datasets live.")
-@click.option("--split-seed", default=0, help="Seed of the held-out test split (the one pretrain used).")
+@click.option("--labels", type=Parsed(_checked(_totals), "N,N,..."),
+              help="Label budgets in total, stratified over the classes.")
+@click.option("--seeds", default=1, type=click.IntRange(min=1),
+              help="Repeats of every cell, each with its own label sample and initialisation.")
+@click.option("--seed", default=0, type=click.IntRange(min=0), help="The first seed (seeds are SEED, SEED+1, ...).")
+@click.option("--head", default="linear", type=Parsed(_checked(_head), "linear|mlp:H[,dropout=P]"),
+              help="The classifier head.")
+@click.option("--drop-top", default=0, type=click.IntRange(min=0),
+              help="Remove the top K layer groups of the body before the head goes on.")
+@click.option("--unfreeze", type=click.IntRange(min=1), help="Top groups unfrozen by two-stage and gradual  [default: all]")
+@click.option("--body-lr-scale", default=0.1, type=POSITIVE,
+              help="Top body group's learning rate as a fraction of the head's.")
+@click.option("--lr-decay", default=1.0, type=POSITIVE,
+              help="Learning-rate factor per group further down the body (1: all at the same rate).")
+@click.option("--lr", default=1e-3, type=POSITIVE, help="The head's learning rate (Adam).")
+@click.option("--epochs", default=100, type=click.IntRange(min=1), help="Most epochs per stage (early stopping ends sooner).")
+@click.option("--batch-size", default=64, type=click.IntRange(min=1))
 @click.option("--report", "report_dir", type=click.Path(file_okay=False),
               help="Write results.json, results.csv, results.md and learning_curves.png here.")
 @click.option("--save", "save_dir", type=click.Path(file_okay=False),
               help="Keep the fine-tuned model(s) here (one subfolder each when several).")
-@click.option("--input-size", type=int, help="Resize images to N x N for torchvision backbones.")
+@click.option("--input-size", type=click.IntRange(min=1), help="Resize images to N x N for torchvision backbones.")
 @click.option("--adapt-first-conv", is_flag=True,
               help="Torchvision backbones: sum the first convolution over RGB for grayscale input.")
 @click.option("--list-backbones", metavar="NAME", help="Show the layer nodes of a torchvision backbone, then exit.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress output.")
-@report_user_errors
-def main(data, sources, schedules, labels_per_class, labels, seeds, seed, head, drop_top, unfreeze,
-         body_lr_scale, lr_decay, lr, epochs, batch_size, device, data_dir, split_seed, report_dir, save_dir,
-         input_size, adapt_first_conv, list_backbones, quiet):
+@click.option("--predict", "classifier_dir", type=click.Path(), metavar="CLASSIFIER_DIR",
+              help="Label DATA with a classifier saved by --save (its test split, or all of it when it has none) "
+                   "and write a CSV of predictions and probabilities.")
+@click.option("--predictions", type=click.Path(dir_okay=False), default="predictions.csv",
+              help="Where --predict writes its CSV.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress output (bars show only on a terminal anyway).")
+@common_options
+@report_errors
+def main(data, source, schedules, labels_per_class, labels, seeds, seed, head, drop_top, unfreeze, body_lr_scale,
+         lr_decay, lr, epochs, batch_size, report_dir, save_dir, input_size, adapt_first_conv, list_backbones,
+         classifier_dir, predictions, quiet, device, threads, data_dir, split_seed):
     """Fine-tune bodies on few labels of DATA and compare them.
-
-    DATA: digits, mnist, fashion-mnist, kmnist, cifar10, svhn, stl10 (with
-    --data-dir), idx:DIR, npz:FILE or folder:DIR (the same specs as pretrain).
 
     \b
     Example:
       pretrain digits -l rbm:256 -l rbm:128 -o runs/dbn
-      finetune digits --from runs/dbn --from random:runs/dbn --labels-per-class 1,10,100 --seeds 3 --report runs/cmp
+      finetune digits --from runs/dbn --from random:runs/dbn --from pixels \\
+          --labels-per-class 1,10,100 --seeds 3 --report runs/cmp
+      finetune digits --from runs/dbn --labels-per-class 10 --save runs/clf
+      finetune digits --predict runs/clf --predictions runs/clf/predictions.csv
     """
+    from pretrain.device import set_threads
+    set_threads(threads)
     if list_backbones:
         from .backbones import backbone_nodes
         for node in backbone_nodes(list_backbones):
             click.echo(node)
         return
     if not data:
-        raise LayerwiseError(f"missing DATA: e.g. `finetune digits --from runs/dbn --from random:runs/dbn` "
-                             f"(DATA: {DATA_HELP})")
-    if not sources:
-        raise LayerwiseError("no --from given: e.g. --from runs/dbn --from random:runs/dbn")
-    if seeds < 1:
-        raise LayerwiseError(f"--seeds {seeds}: use at least 1")
+        raise usage_error("missing DATA: e.g. `finetune digits --from runs/dbn --from random:runs/dbn`")
     from pretrain.data import load_data
+    dataset = load_data(data, data_dir=data_dir, split_seed=split_seed)
+    if classifier_dir:
+        from .predict import write_predictions
+        click.echo(f"wrote {write_predictions(classifier_dir, dataset, predictions)}")
+        return
+    if not source:
+        raise usage_error("no --from given: e.g. --from runs/dbn --from random:runs/dbn")
     from .experiment import compare
     from .report import format_table, write_report
-    dataset = load_data(data, data_dir=data_dir, split_seed=split_seed)
     with warnings.catch_warnings():
         warnings.showwarning = _show_warning
         rows = compare(
-            dataset, list(sources), list(dict.fromkeys(schedules)), labels_per_class, list(range(seed, seed + seeds)),
+            dataset, list(source), list(dict.fromkeys(schedules)), labels_per_class, list(range(seed, seed + seeds)),
             labels=labels, save=save_dir, head=head, drop_top=drop_top, unfreeze=unfreeze,
             body_lr_scale=body_lr_scale, lr_decay=lr_decay, lr=lr, epochs=epochs, batch_size=batch_size,
             device=device, split_seed=split_seed, input_size=input_size, adapt_first_conv=adapt_first_conv,
             progress=not quiet)
-    n_classes = dataset.n_classes
-    click.echo(format_table(rows, n_classes))
+    click.echo(format_table(rows))
     if report_dir:
-        for path in write_report(rows, report_dir, n_classes):
+        rows.config["command"] = command_line(click.get_current_context())
+        for path in write_report(rows, report_dir):
             click.echo(f"wrote {path}")
     if save_dir:
         click.echo(f"saved the fine-tuned model{'s' if len(rows) > 1 else ''} under {save_dir}")

@@ -1,28 +1,33 @@
-"""The answer to "does pretraining help with my few labels?": a table, JSON/CSV/Markdown and a plot.
+"""The answer to "does pretraining help with my few labels?": tables, JSON/CSV/Markdown and a plot.
 
-Rows (one per fine-tuned model) are summarised per source, schedule and
-budget as mean ± standard deviation over seeds (sample std, ddof=1).
+Rows (one per fine-tuned model, each carrying its ``n_classes``) are
+summarised per source, schedule and budget as mean ± standard deviation over
+seeds (sample std, ddof=1). Each source that has a control among the sources
+(``random:STACK_DIR`` for ``STACK_DIR``, ``torchvision:NAME@none`` for an
+ImageNet backbone) also gets its **paired gap**: per seed, its accuracy minus
+the control's on the same label sample, with the mean and a 95% Student-t
+interval over seeds, ``mean ± t(0.975, n-1) * sd / sqrt(n)``.
 """
 import csv
 import io
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from pretrain.io import save_json
+from pretrain.io import save_json, save_text
 
-FIELDS = ("source", "schedule", "labels_per_class", "labels", "seed", "test_accuracy", "macro_f1",
+FIELDS = ("source", "schedule", "labels_per_class", "labels", "n_classes", "seed", "test_accuracy", "macro_f1",
           "train_seconds", "epochs")
 # In the plot a source keeps its colour and a schedule its line style and marker.
 LINESTYLES = ("-", "--", ":", "-.")
 MARKERS = ("o", "s", "^", "D")
 
 
-def budget_x(row: Dict, n_classes: int) -> float:
+def budget_x(row: Dict) -> float:
     """Where a row's budget sits on the labels-per-class axis: ``all`` at its real mean count per class."""
     value = row["labels_per_class"]
-    return row["labels"] / n_classes if value == "all" else float(value)
+    return row["labels"] / row["n_classes"] if value == "all" else float(value)
 
 
 def budget_name(value) -> str:
@@ -41,48 +46,104 @@ def summarize(rows: Sequence[Dict], metric: str) -> Dict[Tuple[str, str], Dict]:
             for line, cells in values.items()}
 
 
+def control_of(source: str) -> Optional[str]:
+    """The ``--from`` value of ``source``'s architecture from random weights, if it has one."""
+    from .sources import parse_source
+    return parse_source(source).control
+
+
+def paired_gaps(rows: Sequence[Dict], metric: str = "test_accuracy") -> Dict[Tuple[str, str], Dict]:
+    """``{(source, schedule): {budget: (mean gap, low, high, n)}}`` against each source's control.
+
+    Pairs are rows of the same schedule, budget and seed (the same label
+    sample); the interval is Student's t at 95% over the paired differences
+    (no interval, low = high = mean, from a single seed).
+    """
+    from scipy import stats
+    by_key = {(r["source"], r["schedule"], r["labels_per_class"], r["seed"]): r[metric] for r in rows}
+    sources = {r["source"] for r in rows}
+    gaps: Dict[Tuple[str, str], Dict] = {}
+    for (source, schedule, budget, seed), value in by_key.items():
+        control = control_of(source)
+        if control in sources and (control, schedule, budget, seed) in by_key:
+            cell = gaps.setdefault((source, schedule), {}).setdefault(budget, [])
+            cell.append(value - by_key[control, schedule, budget, seed])
+    summary = {}
+    for line, cells in gaps.items():
+        summary[line] = {}
+        for budget, diffs in cells.items():
+            mean, n = float(np.mean(diffs)), len(diffs)
+            half = float(stats.t.ppf(0.975, n - 1) * np.std(diffs, ddof=1) / np.sqrt(n)) if n > 1 else 0.0
+            summary[line][budget] = (mean, mean - half, mean + half, n)
+    return summary
+
+
 def seeds_note(rows: Sequence[Dict]) -> str:
     """``mean ± std over 3 seeds``."""
     seeds = len({row["seed"] for row in rows})
     return f"mean ± std over {seeds} seed{'s' if seeds > 1 else ''}"
 
 
-def _budgets(rows: Sequence[Dict], n_classes: int) -> List:
+def _budgets(rows: Sequence[Dict]) -> List:
     """The budgets present, smallest first."""
-    x = {row["labels_per_class"]: budget_x(row, n_classes) for row in rows}
+    x = {row["labels_per_class"]: budget_x(row) for row in rows}
     return sorted(x, key=x.get)
 
 
-def _table_cells(rows: Sequence[Dict], n_classes: int, metric: str) -> Tuple[List[str], List[List[str]]]:
+def _header(rows: Sequence[Dict]) -> List[str]:
+    return ["source", "schedule"] + [f"{budget_name(b)}/class" if b != "all" else "all" for b in _budgets(rows)]
+
+
+def _table_cells(rows: Sequence[Dict], metric: str) -> Tuple[List[str], List[List[str]]]:
     """Header and body of the source x schedule by budget table of ``metric``."""
-    budgets = _budgets(rows, n_classes)
-    header = ["source", "schedule"] + [f"{budget_name(b)}/class" if b != "all" else "all" for b in budgets]
+    budgets = _budgets(rows)
     lines = []
     for (source, schedule), cells in summarize(rows, metric).items():
         shown = [f"{cells[b][0]:.3f} ± {cells[b][1]:.3f}" if b in cells else "-" for b in budgets]
         lines.append([source, schedule, *shown])
-    return header, lines
+    return _header(rows), lines
 
 
-def format_table(rows: Sequence[Dict], n_classes: int, metric: str = "test_accuracy") -> str:
-    """Plain-text table for the terminal: one line per source and schedule, one column per budget."""
-    header, lines = _table_cells(rows, n_classes, metric)
+def _gap_cells(rows: Sequence[Dict], metric: str) -> Tuple[List[str], List[List[str]]]:
+    """Header and body of the paired-gap table (empty body when no source has its control)."""
+    budgets = _budgets(rows)
+    lines = []
+    for (source, schedule), cells in paired_gaps(rows, metric).items():
+        shown = [f"{cells[b][0]:+.3f} [{cells[b][1]:+.3f}, {cells[b][2]:+.3f}]" if b in cells else "-"
+                 for b in budgets]
+        lines.append([f"{source} - {control_of(source)}", schedule, *shown])
+    return _header(rows), lines
+
+
+def _plain(title: str, header: List[str], lines: List[List[str]]) -> List[str]:
     widths = [max(len(line[i]) for line in [header, *lines]) for i in range(len(header))]
-    text = [f"{metric.replace('_', ' ')}, {seeds_note(rows)}"]
-    text += ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)) for line in [header, *lines]]
+    return [title] + ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)) for line in [header, *lines]]
+
+
+def format_table(rows: Sequence[Dict], metric: str = "test_accuracy") -> str:
+    """Plain-text tables for the terminal: ``metric`` per source and schedule, then the paired gaps to controls."""
+    text = _plain(f"{metric.replace('_', ' ')}, {seeds_note(rows)}", *_table_cells(rows, metric))
+    header, gaps = _gap_cells(rows, metric)
+    if gaps:
+        text += [""] + _plain("gap to the random-init control (same label samples and seeds), mean [95% interval]",
+                              header, gaps)
     return "\n".join(text)
 
 
-def format_markdown(rows: Sequence[Dict], n_classes: int) -> str:
-    """``results.md``: test accuracy and macro F1 tables (mean ± std over seeds)."""
+def _markdown(title: str, header: List[str], lines: List[List[str]]) -> List[str]:
+    return [f"## {title}\n", "| " + " | ".join(header) + " |", "|" + "---|" * len(header),
+            *["| " + " | ".join(line) + " |" for line in lines], ""]
+
+
+def format_markdown(rows: Sequence[Dict]) -> str:
+    """``results.md``: test accuracy and macro F1 tables (mean ± std over seeds), and the paired gaps."""
     parts = ["# Fine-tuning with few labels\n"]
     for metric, title in (("test_accuracy", "Test accuracy"), ("macro_f1", "Macro F1")):
-        header, lines = _table_cells(rows, n_classes, metric)
-        parts.append(f"## {title} ({seeds_note(rows)})\n")
-        parts.append("| " + " | ".join(header) + " |")
-        parts.append("|" + "---|" * len(header))
-        parts += ["| " + " | ".join(line) + " |" for line in lines]
-        parts.append("")
+        parts += _markdown(f"{title} ({seeds_note(rows)})", *_table_cells(rows, metric))
+    header, gaps = _gap_cells(rows, "test_accuracy")
+    if gaps:
+        parts += _markdown("Test accuracy gap to the random-init control (paired by seed), mean [95% interval]",
+                           header, gaps)
     return "\n".join(parts)
 
 
@@ -94,18 +155,20 @@ def format_csv(rows: Sequence[Dict]) -> str:
     return out.getvalue()
 
 
-def plot_learning_curves(rows: Sequence[Dict], path, n_classes: int) -> Path:
-    """Test accuracy against labels per class (log axis), one line per source and schedule, std error bars."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def learning_curves_figure(rows: Sequence[Dict]):
+    """Test accuracy against labels per class (log axis), one line per source and schedule, std error bars.
 
-    budgets = _budgets(rows, n_classes)
-    where = {row["labels_per_class"]: budget_x(row, n_classes) for row in rows}
+    Built on ``matplotlib.figure.Figure`` (no pyplot, no global backend switch).
+    """
+    from matplotlib.figure import Figure
+
+    budgets = _budgets(rows)
+    where = {row["labels_per_class"]: budget_x(row) for row in rows}
     lines = summarize(rows, "test_accuracy")
     sources = list(dict.fromkeys(source for source, _ in lines))
     schedules = list(dict.fromkeys(schedule for _, schedule in lines))
-    fig, ax = plt.subplots(figsize=(9, 6), dpi=120)
+    figure = Figure(figsize=(9, 6), dpi=120)
+    ax = figure.add_subplot()
     for index, ((source, schedule), cells) in enumerate(lines.items()):
         shown = [b for b in budgets if b in cells]
         # Nudge each line sideways (in log units) so error bars at one budget do not hide each other.
@@ -116,7 +179,9 @@ def plot_learning_curves(rows: Sequence[Dict], path, n_classes: int) -> Path:
                     linestyle=LINESTYLES[style % len(LINESTYLES)], marker=MARKERS[style % len(MARKERS)],
                     markersize=7, linewidth=2, capsize=5, label=f"{source} · {schedule}")
     ax.set_xscale("log")
-    ax.set_xticks([where[b] for b in budgets])
+    xs = [where[b] for b in budgets]
+    ax.set_xlim(min(xs) / 1.5, max(xs) * 1.5)  # a single budget still gets a readable axis around its points
+    ax.set_xticks(xs)
     ax.set_xticklabels([f"all\n(~{where[b]:.0f})" if b == "all" else budget_name(b) for b in budgets])
     ax.minorticks_off()
     ax.set_title(f"Test accuracy vs. labels per class ({seeds_note(rows)})", fontsize=14)
@@ -125,20 +190,22 @@ def plot_learning_curves(rows: Sequence[Dict], path, n_classes: int) -> Path:
     ax.tick_params(labelsize=12)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=11, loc="best")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    figure.tight_layout()
+    return figure
 
 
-def write_report(rows: Sequence[Dict], out_dir, n_classes: int) -> List[Path]:
-    """Write ``results.json``, ``results.csv``, ``results.md`` and ``learning_curves.png`` into ``out_dir``."""
+def write_report(rows: Sequence[Dict], out_dir, config: Optional[Dict] = None) -> List[Path]:
+    """Write ``results.json`` (rows and the run's configuration), ``results.csv``, ``results.md`` and
+    ``learning_curves.png`` into ``out_dir``; ``config`` defaults to ``rows.config`` of :class:`Results`."""
+    from pretrain.errors import LayerwiseError
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    save_json({"rows": list(rows)}, out / "results.json")
-    (out / "results.csv").write_text(format_csv(rows))
-    (out / "results.md").write_text(format_markdown(rows, n_classes))
-    return [out / "results.json", out / "results.csv", out / "results.md",
-            plot_learning_curves(rows, out / "learning_curves.png", n_classes)]
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:  # a file in the way, no permission
+        raise LayerwiseError(f"report_dir={out}: cannot make that folder ({error.strerror}); choose another") from None
+    config = config if config is not None else getattr(rows, "config", {})
+    save_json({"config": config, "rows": list(rows)}, out / "results.json")
+    save_text(format_csv(rows), out / "results.csv")
+    save_text(format_markdown(rows), out / "results.md")
+    learning_curves_figure(rows).savefig(out / "learning_curves.png")
+    return [out / "results.json", out / "results.csv", out / "results.md", out / "learning_curves.png"]

@@ -17,13 +17,14 @@ unfrozen group the same ``lr * body_lr_scale``.
   group per stage, top down, down to ``unfreeze`` groups.
 """
 from dataclasses import dataclass
-from typing import List, Optional
-
-from torch import nn
+from typing import TYPE_CHECKING, List, Optional
 
 from pretrain.errors import LayerwiseError
 
-from .body import Body
+if TYPE_CHECKING:  # torch stays unimported until a schedule is used: `finetune --help` reads SCHEDULES
+    from torch import nn
+
+    from .body import Body
 
 SCHEDULES = ("linear", "two-stage", "full", "gradual")
 
@@ -50,10 +51,12 @@ def make_stages(name: str, n_groups: int, unfreeze: Optional[int] = None,
     """The stages of schedule ``name`` for a body of ``n_groups`` groups (``unfreeze``: how many top groups)."""
     check_schedule(name)
     if body_lr_scale <= 0 or lr_decay <= 0:
-        raise LayerwiseError("--body-lr-scale and --lr-decay must be positive, e.g. 0.1 and 1.0")
+        raise LayerwiseError("body_lr_scale and lr_decay must be positive, e.g. 0.1 and 1.0")
+    if n_groups == 0:  # a body without layers (pixels): every schedule trains the head alone
+        return [Stage("head", frozen=0)]
     unfreeze = n_groups if unfreeze is None else unfreeze
     if not 1 <= unfreeze <= n_groups:
-        raise LayerwiseError(f"--unfreeze {unfreeze}: the body has {n_groups} layer groups; "
+        raise LayerwiseError(f"unfreeze={unfreeze}: the body has {n_groups} layer groups; "
                              f"use 1 to {n_groups}")
     head = Stage("head", frozen=n_groups)
     if name == "linear":
@@ -66,7 +69,7 @@ def make_stages(name: str, n_groups: int, unfreeze: Optional[int] = None,
                      for k in range(1, unfreeze + 1)]
 
 
-def param_groups(body: Body, head: nn.Module, stage: Stage, lr: float) -> List[dict]:
+def param_groups(body: "Body", head: "nn.Module", stage: Stage, lr: float) -> List[dict]:
     """Optimizer parameter groups of ``stage``: the head at ``lr``, then the trainable body groups top down.
 
     Each group carries its ``name`` so the rates can be read back from the optimizer.

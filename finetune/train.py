@@ -20,7 +20,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
+
+from pretrain.progress import progress_bar
 
 from .classifier import Classifier
 from .freezing import freeze_to
@@ -97,8 +98,8 @@ def train_stage(model: Classifier, stage: Stage, fit: Split, val: Optional[Split
     best, best_state, stale, steps, epoch = None, None, 0, 0, 0
     if val is not None:
         best, best_state = score(model, forward, val, device), trainable_state(trained)
-    bar = tqdm(range(max(settings.epochs, min_epochs)), desc=desc, leave=False, unit="epoch",
-               disable=not settings.progress)
+    bar = progress_bar(range(max(settings.epochs, min_epochs)), settings.progress, desc=desc, leave=False,
+                       unit="epoch")
     for epoch in bar:
         model.train()
         order = torch.randperm(len(x_fit)).to(device)

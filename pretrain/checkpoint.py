@@ -69,8 +69,8 @@ class Run:
             return
         held = [name for name in (STACK, CHECKPOINT) if (self.out / name).exists()]
         if held and not (resume or overwrite):
-            raise LayerwiseError(f"{self.out} already holds a run ({held[0]}): pass --resume to continue it, "
-                                 "--overwrite to start again, or choose another -o")
+            raise LayerwiseError(f"{self.out} already holds a run ({held[0]}): pass resume=True to continue it, "
+                                 "overwrite=True to start again, or choose another output folder")
         if resume and self.checkpoint_path.exists():
             self.restore()
 
@@ -85,7 +85,7 @@ class Run:
         if saved["run"] != self.describe():
             raise LayerwiseError(
                 f"{self.checkpoint_path} was written by a run with other settings: resume with the same "
-                "data, layers and options, or start again with --overwrite")
+                "data, layers and options, or start again with overwrite=True")
         self.finished, self.current, self.history = saved["finished"], saved["current"], saved["history"]
 
     def save(self) -> None:

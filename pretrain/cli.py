@@ -19,7 +19,7 @@ def parse_layer(text: str):
     return LayerSpec.parse(text)
 
 
-@click.command(context_settings=CONTEXT, epilog=data_help())
+@click.command("pretrain", context_settings=CONTEXT, epilog=data_help())
 @click.argument("data", required=False)
 @click.option("-l", "--layer", "layers", multiple=True, type=Parsed(parse_layer, "KIND:UNITS[,key=value...]"),
               help="A layer, bottom first; repeat for a stack, e.g. -l rbm:500 -l rbm:500 (see --list-layers).")

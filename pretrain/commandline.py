@@ -7,6 +7,7 @@ range, a missing argument), 1 for a failure (one ``Error: ...`` line: a
 missing file, a diverged run), 130 on Ctrl-C; never a traceback for either.
 """
 import functools
+import re
 import sys
 from typing import Callable
 
@@ -43,6 +44,21 @@ class Parsed(click.ParamType):
             self.fail(str(error), param, ctx)
 
 
+def in_flags(message: str, command: click.Command) -> str:
+    """The library names Python arguments (``overwrite=True``, ``labels_per_class=500``); say them as flags.
+
+    Derived from the command's own options, so every option is declared once.
+    Values inside specs (``-l rbm:10,lr=0.01``) are left alone: a name counts
+    only after a space, a quote or a parenthesis, or at the start.
+    """
+    for param in command.params:
+        if isinstance(param, click.Option) and param.name:
+            flag = max(param.opts, key=len)
+            message = re.sub(rf"(^|[\s(`'\"]){param.name}=(True|\S+?)(?=[\s:;,)`'\"]|$)",
+                             lambda m: m.group(1) + (flag if param.is_flag else f"{flag} {m.group(2)}"), message)
+    return message
+
+
 def report_errors(command):
     """Turn failures (:class:`LayerwiseError`) into one ``Error: ...`` line and exit 1, never a traceback."""
     @functools.wraps(command)
@@ -50,11 +66,34 @@ def report_errors(command):
         try:
             return command(*args, **kwargs)
         except LayerwiseError as error:
-            raise click.ClickException(str(error)) from None
+            raise click.ClickException(in_flags(str(error), click.get_current_context().command)) from None
         except KeyboardInterrupt:
             click.echo("Interrupted: the last finished epoch is checkpointed; rerun with --resume.", err=True)
             sys.exit(130)
     return wrapper
+
+
+def command_line(ctx: click.Context) -> list:
+    """The command as it ran, rebuilt from its parsed parameters (defaults left out): what reproduces it."""
+    words = [ctx.command.name]
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        if isinstance(param, click.Argument):
+            words += [str(value)] if value is not None else []
+            continue
+        default = param.default if isinstance(param.default, (list, tuple, str, int, float)) else None
+        if param.multiple:
+            if list(value or ()) == list(default or ()):
+                continue
+        elif value is None or value is False or value == default:
+            continue
+        flag = max(param.opts, key=len)
+        if param.is_flag:
+            words.append(flag)
+        else:
+            for item in (value if param.multiple else [value]):
+                words += [flag, str(getattr(item, "text", item))]
+    return words
 
 
 def usage_error(message: str) -> click.UsageError:

@@ -200,7 +200,7 @@ def finished_stack(run: Run) -> Stack:
     stack = load_stack(run.out)
     if not run.finished_stack_matches(stack.info):
         raise LayerwiseError(f"{run.out} holds a finished run with other data, layers or options: "
-                             "pass --overwrite to replace it, or choose another -o")
+                             "pass overwrite=True to replace it, or choose another output folder")
     return stack
 
 

@@ -33,8 +33,13 @@ def save_torch(obj: Any, path) -> None:
 
 def save_json(obj: Any, path) -> None:
     """Pretty JSON, atomically."""
-    text = json.dumps(obj, indent=2, default=str) + "\n"
+    save_text(json.dumps(obj, indent=2, default=str) + "\n", path)
+
+
+def save_text(text: str, path) -> Path:
+    """A text file (CSV, Markdown), atomically; returns its path."""
     _atomic_write(path, lambda f: f.write(text.encode()))
+    return Path(path)
 
 
 def load_torch(path) -> Any:

@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from finetune import load_classifier
+from cli_checks import assert_failure, assert_usage_error
 from finetune.cli import main
 from pretrain import load_data, pretrain_stack
 
@@ -58,32 +59,88 @@ def test_one_model_is_saved_in_the_folder_itself(stack_dir, tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["--from", "no/such/dir"], "--from no/such/dir: no pretrained stack there; use STACK_DIR"),
-    (["--from", "imagenet:resnet18"], "random:STACK_DIR (same architecture, fresh weights) or torchvision:NAME"),
+    (["--from", "imagenet:resnet18"], "random:STACK_DIR (same architecture, fresh weights), torchvision:NAME"),
     (["--from", "{stack}", "--labels-per-class", "500"],
      "--labels-per-class 500: class 8 has only 139 labeled training examples; use at most 139 or `all`"),
     (["--from", "{stack}", "--labels", "5000"], "--labels 5000: there are only 1437 labeled training examples"),
-    (["--from", "{stack}", "--labels-per-class", "ten"], "use comma-separated positive counts"),
-    (["--from", "{stack}", "--head", "mlp"], "--head mlp: use linear or mlp:HIDDEN"),
     (["--from", "{stack}", "--unfreeze", "3"], "--unfreeze 3: the body has 2 layer groups; use 1 to 2"),
     (["--from", "{stack}", "--drop-top", "2"], "--drop-top 2: "),
     (["--from", "{stack}", "--split-seed", "4"], "pass --split-seed 0"),
-    (["--from", "{stack}", "--seeds", "0"], "--seeds 0: use at least 1"),
-    (["--from", "{stack}", "--schedule", "warmup"], "unknown schedule 'warmup': use one of linear, two-stage, full"),
+])
+def test_failures_get_one_line(stack_dir, args, message):
+    assert_failure(run("digits", *[a.replace("{stack}", stack_dir) for a in args], "-q"), message)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--from", "{stack}", "--labels-per-class", "ten"], "use comma-separated positive counts"),
+    (["--from", "{stack}", "--head", "mlp"], "head=mlp: use linear or mlp:HIDDEN"),
+    (["--from", "{stack}", "--seeds", "0"], "0 is not in the range x>=1"),
+    (["--from", "{stack}", "--schedule", "warmup"], "'warmup' is not one of 'linear', 'two-stage', 'full', 'gradual'"),
+    (["--from", "{stack}", "--input-size", "0"], "0 is not in the range x>=1"),
+    (["--from", "{stack}", "--lr", "-1"], "x>0"),
     ([], "no --from given"),
 ])
-def test_user_mistakes_get_one_line(stack_dir, args, message):
-    result = run("digits", *[a.replace("{stack}", stack_dir) for a in args], "-q")
-    assert result.exit_code == 1
-    assert result.output.strip().count("\n") == 0 and "Traceback" not in result.output
-    assert result.output.startswith("Error: ") and message in result.output, result.output
+def test_usage_mistakes_exit_2(stack_dir, args, message):
+    assert_usage_error(run("digits", *[a.replace("{stack}", stack_dir) for a in args], "-q"), message)
 
 
-def test_unlabeled_data_and_missing_data_get_one_line(stack_dir, tmp_path):
+def test_unlabeled_data_and_missing_data(stack_dir, tmp_path):
     np.savez(tmp_path / "x.npz", x=np.random.default_rng(0).random((20, 64)))
-    for args, message in ((["npz:" + str(tmp_path / "x.npz")], "fine-tuning needs labels"), ([], "missing DATA")):
-        result = run(*args, "--from", stack_dir, "-q")
-        assert result.exit_code == 1 and result.output.startswith("Error: ") and message in result.output
-        assert result.output.strip().count("\n") == 0
+    assert_failure(run("npz:" + str(tmp_path / "x.npz"), "--from", stack_dir, "-q"), "fine-tuning needs labels")
+    assert_usage_error(run("--from", stack_dir, "-q"), "missing DATA")
+
+
+def test_report_folder_below_a_file_is_one_line(stack_dir, tmp_path):
+    (tmp_path / "file").write_text("")
+    result = run("digits", "--from", stack_dir, "--labels-per-class", "2", "--schedule", "linear", "--epochs", 1,
+                 "--report", tmp_path / "file" / "cmp", "-q")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.output.strip().splitlines()[-1].startswith("Error: --report ")
+
+
+def test_version_and_a_quiet_log(stack_dir, tmp_path):
+    from finetune import __version__
+    assert run("--version").output.strip().endswith(__version__)
+    log = tmp_path / "log.txt"
+    with open(log, "w") as stream:  # not a terminal: per-cell lines, no bar frames
+        subprocess.run([sys.executable, "-m", "finetune", "digits", "--from", stack_dir, "--labels-per-class", "2,5",
+                        "--threads", "1", "--epochs", "3"], stdout=stream, stderr=subprocess.STDOUT, check=True)
+    text = log.read_text()
+    assert "\r" not in text and len(text) < 3000, text[:2000]
+    assert "test accuracy" in text
+
+
+def test_results_json_carries_the_configuration_and_the_paired_gap(stack_dir, tmp_path):
+    control = f"random:{stack_dir}"
+    result = run("digits", "--from", stack_dir, "--from", control, "--from", "pixels", "--schedule", "linear",
+                 "--labels-per-class", "3", "--seeds", 3, "--epochs", 2, "--report", tmp_path / "r", "-q")
+    assert result.exit_code == 0, result.output
+    assert f"{stack_dir} - {control}" in result.output and "95% interval" in result.output
+    saved = json.loads((tmp_path / "r" / "results.json").read_text())
+    config = saved["config"]
+    assert config["command"][:2] == ["finetune", "digits"] and config["data"]["spec"] == "digits"
+    assert config["options"]["epochs"] == 2 and config["grid"]["seeds"] == [0, 1, 2]
+    assert [s["source"] for s in config["sources"]] == [stack_dir, control, "pixels"]
+    assert config["sources"][0]["data"] == "digits" and "torch" in config["versions"]
+    assert all(row["n_classes"] == 10 for row in saved["rows"])
+    rows = {(r["source"], r["seed"]): r["test_accuracy"] for r in saved["rows"]}
+    gaps = [rows[stack_dir, s] - rows[control, s] for s in range(3)]
+    shown = next(line for line in result.output.splitlines() if line.startswith(f"{stack_dir} - "))
+    assert f"{np.mean(gaps):+.3f}" in shown
+
+
+def test_predictions_from_the_command_line_match_the_python_api(stack_dir, tmp_path):
+    assert run("digits", "--from", stack_dir, "--labels-per-class", 5, "--schedule", "linear", "--epochs", 2,
+               "--save", tmp_path / "clf", "-q").exit_code == 0
+    result = run("digits", "--predict", tmp_path / "clf", "--predictions", tmp_path / "p.csv")
+    assert result.exit_code == 0, result.output
+    import csv
+    with open(tmp_path / "p.csv") as f:
+        lines = list(csv.DictReader(f))
+    expected = load_classifier(tmp_path / "clf").predict(load_data("digits").x_test)
+    assert [int(line["prediction"]) for line in lines] == expected.tolist()
+    assert set(lines[0]) >= {"index", "prediction", "label", "p_0", "p_9"}
+    assert abs(sum(float(lines[0][f"p_{c}"]) for c in range(10)) - 1) < 1e-4
 
 
 def test_help_is_fast_and_python_m_works():

@@ -9,7 +9,7 @@ from finetune import compare, fine_tune, load_classifier
 from finetune.body import body_from_stack
 from finetune.classifier import Classifier, build_head
 from finetune.schedule import make_stages
-from finetune.sources import make_body
+from finetune.sources import load_source
 from finetune.train import TrainSettings, train_stage
 from pretrain import load_data, load_stack, pretrain_stack
 from pretrain.errors import LayerwiseError
@@ -53,9 +53,9 @@ def test_linear_trains_only_the_head(stack_dir):
 
 
 def test_two_stage_changes_the_body_only_after_the_head_stage(stack_dir, digits):
-    body = make_body(stack_dir, digits)
+    body = load_source(stack_dir, digits).body()
     model = Classifier(body, build_head({"kind": "linear"}, body.out_features, 10), {"kind": "linear"},
-                       digits.classes)
+                       digits.class_names)
     fit = (body.preprocess(digits.x_train[:200]), torch.from_numpy(digits.y_train[:200]))
     settings = TrainSettings(epochs=3, min_steps=20)
     head_stage, body_stage = make_stages("two-stage", len(body.groups))
@@ -68,9 +68,9 @@ def test_two_stage_changes_the_body_only_after_the_head_stage(stack_dir, digits)
 
 
 def test_gradual_unfreezes_one_group_per_stage_from_the_top(stack_dir, digits):
-    body = make_body(stack_dir, digits)
+    body = load_source(stack_dir, digits).body()
     model = Classifier(body, build_head({"kind": "linear"}, body.out_features, 10), {"kind": "linear"},
-                       digits.classes)
+                       digits.class_names)
     fit = (body.preprocess(digits.x_train[:200]), torch.from_numpy(digits.y_train[:200]))
     bottom, top = state_of(body.groups[0]), state_of(body.groups[1])
     for stage in make_stages("gradual", len(body.groups))[:2]:  # the head, then the top group
@@ -99,11 +99,11 @@ def test_saved_classifier_predicts_like_the_trained_one(stack_dir, digits, tmp_p
 
 
 def test_stack_pretrained_with_another_split_is_refused(stack_dir):
-    with pytest.raises(LayerwiseError, match="pass --split-seed 0"):
-        make_body(stack_dir, load_data("digits", split_seed=1), split_seed=1)
+    with pytest.raises(LayerwiseError, match="pass split_seed=0"):
+        load_source(stack_dir, load_data("digits", split_seed=1))
 
 
 def test_stack_pretrained_on_other_data_warns(stack_dir, digits):
     other = dataclasses.replace(digits, spec="npz:my-digits.npz")
     with pytest.warns(UserWarning, match="pretrained on 'digits', not on 'npz:my-digits.npz'"):
-        make_body(stack_dir, other)
+        load_source(stack_dir, other)

@@ -66,7 +66,7 @@ def test_schedules_as_stages():
     assert [s.frozen for s in make_stages("gradual", 3)] == [3, 2, 1, 0]
     with pytest.raises(LayerwiseError, match="use one of linear, two-stage, full, gradual"):
         make_stages("warmup", 3)
-    with pytest.raises(LayerwiseError, match="--unfreeze 4: the body has 3 layer groups"):
+    with pytest.raises(LayerwiseError, match="unfreeze=4: the body has 3 layer groups"):
         make_stages("two-stage", 3, unfreeze=4)
 
 
@@ -108,8 +108,8 @@ def test_total_budget_is_spread_in_proportion():
 
 
 @pytest.mark.parametrize("budget, message", [
-    (Budget(per_class=21), "--labels-per-class 21: class 2 has only 20 labeled training examples; use at most 20"),
-    (Budget(total=101), "--labels 101: there are only 100 labeled training examples"),
+    (Budget(per_class=21), "labels_per_class=21: class 2 has only 20 labeled training examples; use at most 20"),
+    (Budget(total=101), "labels=101: there are only 100 labeled training examples"),
     (Budget(total=2), "at least one label per class"),
 ])
 def test_budgets_larger_than_the_data_are_refused(budget, message):
@@ -162,20 +162,31 @@ def fake_rows():
         for budget, labels, gain in ((1, 10, 0.0), ("all", 1437, 0.15)):
             for seed, noise in ((0, -0.01), (1, 0.01)):
                 rows.append({"source": source, "schedule": "two-stage", "labels_per_class": budget, "labels": labels,
-                             "seed": seed, "test_accuracy": base + gain + noise, "macro_f1": base + gain,
+                             "n_classes": 10, "seed": seed, "test_accuracy": base + gain + noise, "macro_f1": base + gain,
                              "train_seconds": 0.5, "epochs": 10})
     return rows
 
 
 def test_table_shows_mean_and_std_over_seeds():
-    table = format_table(fake_rows(), n_classes=10)
+    table = format_table(fake_rows())
     assert "over 2 seeds" in table
     line = next(line for line in table.splitlines() if line.startswith("random:runs/dbn"))
     assert "0.600 ± 0.014" in line and "0.750 ± 0.014" in line  # std of (-0.01, +0.01), ddof=1
 
 
+def test_paired_gap_to_the_control_with_a_95_interval():
+    rows = fake_rows()
+    for row in rows:  # the control's seeds move differently: paired differences 0.18 and 0.24 at each budget
+        if row["source"] == "random:runs/dbn":
+            row["test_accuracy"] += 0.02 if row["seed"] == 0 else -0.04
+    table = format_table(rows)
+    line = next(line for line in table.splitlines() if line.startswith("runs/dbn - random:runs/dbn"))
+    # mean 0.21; t(0.975, 1) = 12.706, sd 0.0424 / sqrt(2) -> half-width 0.381
+    assert "+0.210 [-0.171, +0.591]" in line
+
+
 def test_report_files_exist_and_parse(tmp_path):
-    paths = write_report(fake_rows(), tmp_path, n_classes=10)
+    paths = write_report(fake_rows(), tmp_path)
     assert sorted(p.name for p in paths) == ["learning_curves.png", "results.csv", "results.json", "results.md"]
     rows = json.loads((tmp_path / "results.json").read_text())["rows"]
     assert len(rows) == 8 and rows[0]["source"] == "runs/dbn"

@@ -154,8 +154,11 @@ def read_once(file: WeightsFile, identity: Tuple[int, ...]) -> dict:
 
 
 def file_sha256(path: str) -> str:
+    digest = hashlib.sha256()
     with open(path, "rb") as stream:
-        return hashlib.file_digest(stream, "sha256").hexdigest()
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def check_sha256(file: WeightsFile) -> None:
@@ -170,7 +173,7 @@ def read_state_dict(file: WeightsFile) -> dict:
     try:
         state = torch.load(file.path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch.load raises pickle, zip and runtime errors alike for a foreign file
-        what = ("holds pickled objects besides tensors, which layerwise never loads"
+        what = ("holds more than tensors (pickled objects, which layerwise never loads, or damaged bytes)"
                 if isinstance(error, pickle.UnpicklingError) else f"cannot be read ({type(error).__name__})")
         raise LayerwiseError(f"weights file {file.path} {what}: {file.remedy}") from None
     if not isinstance(state, dict):

@@ -111,7 +111,10 @@ def test_cached_file_with_a_wrong_hash_is_not_read(crafted, torch_home, offline,
     assert "expected f37072fd" in message and "delete it" in message and RESNET18.url in message
 
 
-@pytest.mark.parametrize("content, fix", [(b"", "cannot be read (EOFError)"), (b"garbage" * 100, "holds more than tensors")])
+@pytest.mark.parametrize("content, fix", [
+    (b"", "cannot be read (EOFError)"),
+    (b"garbage" * 100, "holds more than tensors"),
+])
 def test_broken_files_give_one_line(tmp_path, content, fix):
     (tmp_path / "broken.pth").write_bytes(content)
     assert fix in build(f"resnet18@{tmp_path / 'broken.pth'}")

@@ -129,11 +129,11 @@ def hub_file(name: str, weights) -> WeightsFile:
 def download(name: str, weights, file: WeightsFile) -> None:
     """Download ``weights`` from torchvision's URL to ``file.path``, checking the hash prefix."""
     folder = os.path.dirname(file.path)
-    os.makedirs(folder, exist_ok=True)
     print(f"Downloading {weights.url} to {file.path}", file=sys.stderr)
     try:
+        os.makedirs(folder, exist_ok=True)
         torch.hub.download_url_to_file(weights.url, file.path, hash_prefix=file.sha256_prefix, progress=False)
-    except OSError as error:  # URLError, timeouts, refused connections: no network
+    except OSError as error:  # URLError, timeouts, refused connections: no network; an unwritable cache
         reason = getattr(error, "reason", error)
         raise LayerwiseError(
             f"ImageNet weights for {name} ({weights.name}) are not cached and cannot be downloaded ({reason}): "
@@ -162,9 +162,10 @@ def file_sha256(path: str) -> str:
 
 
 def check_sha256(file: WeightsFile) -> None:
-    digest = file_sha256(file.path)
-    if not digest.startswith(file.sha256_prefix):
-        raise LayerwiseError(f"{file.path} is not the file its name promises (sha256 {digest[:len(file.sha256_prefix)]}..., "
+    """The file's sha256 must start with the prefix in its name (torch.hub's ``check_hash``)."""
+    found = file_sha256(file.path)[:len(file.sha256_prefix)]
+    if found != file.sha256_prefix:
+        raise LayerwiseError(f"{file.path} is not the file its name promises (sha256 {found}..., "
                              f"expected {file.sha256_prefix}...): {file.remedy}")
 
 
@@ -177,5 +178,6 @@ def read_state_dict(file: WeightsFile) -> dict:
                 if isinstance(error, pickle.UnpicklingError) else f"cannot be read ({type(error).__name__})")
         raise LayerwiseError(f"weights file {file.path} {what}: {file.remedy}") from None
     if not isinstance(state, dict):
-        raise LayerwiseError(f"weights file {file.path} holds a {type(state).__name__}, not a state dict: {file.remedy}")
+        raise LayerwiseError(f"weights file {file.path} holds a {type(state).__name__}, not a state dict: "
+                             f"{file.remedy}")
     return state

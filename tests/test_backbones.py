@@ -1,56 +1,37 @@
 """Tests for finetune.backbones: specs, layer groups, inputs, and loading weights offline.
 
-Weights go through torchvision's real loading path: a randomly initialised
-state dict is saved under the file name torchvision expects in a temporary
-``TORCH_HOME/hub/checkpoints``, and downloads are made to fail as they do
-without a network.
+Weights go through layerwise's real loading path: a randomly initialised state
+dict is saved in a temporary ``TORCH_HOME/hub/checkpoints`` under the name
+torchvision gives a file (its sha256 prefix, see ``hub_fixtures.publish``),
+and downloads are made to fail as they do without a network.
 """
 import os
-import urllib.error
 
 import numpy as np
 import pytest
 import torch
 import torchvision
+from hub_fixtures import hub_folder, offline, publish, torch_home  # noqa: F401 (fixtures)
 from torch import nn
 from torchvision.models.feature_extraction import create_feature_extractor
 
-from finetune.backbones import BackboneSpec, backbone_nodes, image_value_range, torchvision_body
+from finetune.backbones import (BackboneSpec, backbone_nodes, build_model, image_value_range, supported_models,
+                                torchvision_body)
+from finetune.backbones.groups import GROUPERS, family, layer_groups
 from pretrain.errors import LayerwiseError
 
 RESNET18_FILE = "resnet18-f37072fd.pth"  # the file name in ResNet18_Weights.IMAGENET1K_V1.url
 
 
 @pytest.fixture
-def torch_home(tmp_path, monkeypatch):
-    """An empty TORCH_HOME that torch.hub uses for its cache."""
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.setattr(torch.hub, "_hub_dir", None)  # a set_dir() elsewhere would override TORCH_HOME
-    assert torch.hub.get_dir() == str(tmp_path / "torch" / "hub")
-    return tmp_path / "torch"
-
-
-@pytest.fixture
-def offline(monkeypatch):
-    """Downloads fail as they do without a network; the URLs tried are recorded."""
-    tried = []
-
-    def no_network(url, *args, **kwargs):
-        tried.append(url)
-        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
-    monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
-    return tried
-
-
-@pytest.fixture
-def cached_resnet18(torch_home, offline):
+def cached_resnet18(torch_home, offline, monkeypatch):
     """Random resnet18 weights cached where torchvision looks for the ImageNet ones."""
     torch.manual_seed(1)
     state = torchvision.models.resnet18().state_dict()
-    folder = torch_home / "hub" / "checkpoints"
-    folder.mkdir(parents=True)
-    torch.save(state, folder / RESNET18_FILE)
-    assert RESNET18_FILE == os.path.basename(torchvision.models.ResNet18_Weights.DEFAULT.url)
+    torch.save(state, hub_folder(torch_home) / "resnet18.pth")
+    published = publish(monkeypatch, torchvision.models.ResNet18_Weights.IMAGENET1K_V1,
+                        hub_folder(torch_home) / "resnet18.pth")
+    assert published.name == os.path.basename(torchvision.models.ResNet18_Weights.DEFAULT.url)
     return state
 
 
@@ -127,6 +108,33 @@ def test_backbones_split_into_groups_by_stage(spec, names, channels, sizes):
         assert all(isinstance(list(group.modules())[-1], nn.MaxPool2d) for group in body.groups)
 
 
+def test_every_supported_family_has_its_grouper():
+    families = {name: family(name) for name in supported_models()}
+    assert None not in families.values(), [name for name, key in families.items() if key is None]
+    assert families["wide_resnet50_2"] == "wide_resnet" and families["resnext50_32x4d"] == "resnext"
+    assert set(families.values()) == set(GROUPERS)  # no entry of the table is dead
+
+
+@pytest.mark.parametrize("name, first, last, finish", [
+    ("alexnet", ["block1", ["0", "1", "2"]], ["block3", ["6", "7", "8", "9", "10", "11", "12"]], []),
+    ("squeezenet1_1", ["block1", ["0", "1", "2"]], ["block4", ["9", "10", "11", "12"]], []),
+    ("wide_resnet50_2", ["stem", ["conv1", "bn1", "relu", "maxpool"]], ["layer4", ["layer4"]], []),
+    ("regnet_x_400mf", ["stem", ["stem"]], ["block4", ["block4"]], []),
+    ("densenet121", ["stem", ["conv0", "norm0", "relu0", "pool0", "denseblock1"]],
+     ["stage3", ["transition3", "denseblock4", "norm5"]], ["head_relu"]),
+    ("convnext_tiny", ["stem", ["0", "1"]], ["stage3", ["6", "7"]], ["head_pool", "head_norm"]),
+    ("mnasnet0_5", ["stem", [str(i) for i in range(9)]], ["stage3", [str(i) for i in range(12, 17)]], []),
+    ("shufflenet_v2_x0_5", ["stem", ["conv1", "maxpool"]], ["stage3", ["stage4", "conv5"]], []),
+    ("inception_v3", ["stem", ["Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "maxpool1", "Conv2d_3b_1x1",
+                               "Conv2d_4a_3x3"]], ["stage3", ["Mixed_7a", "Mixed_7b", "Mixed_7c"]], []),
+])
+def test_each_family_groups_by_its_own_rule(name, first, last, finish):
+    plans = layer_groups(name, build_model(name))
+    assert [plans[0].name, list(plans[0].children)] == first
+    assert [plans[-1].name, list(plans[-1].children)] == last and list(plans[-1].finish) == finish
+    assert len(plans) == {"alexnet": 3, "regnet_x_400mf": 5, "wide_resnet50_2": 5}.get(name, 4)
+
+
 def test_drop_top_removes_the_top_groups():
     body = torchvision_body("resnet18@none", (32, 32, 3), input_size=32).drop_top(2)
     assert body.group_names == ["stem", "layer1", "layer2"]
@@ -164,6 +172,7 @@ def test_missing_weights_without_network_name_the_file_and_folder(torch_home, of
         torchvision_body("resnet18@IMAGENET1K_V1", (32, 32, 3), input_size=32)
     message = str(error.value)
     assert offline == [torchvision.models.ResNet18_Weights.IMAGENET1K_V1.url]
+    assert RESNET18_FILE == os.path.basename(offline[0])
     assert "\n" not in message
     assert f"put {RESNET18_FILE}" in message and str(torch_home / "hub" / "checkpoints") in message
     assert "torchvision:resnet18@none" in message

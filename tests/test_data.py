@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pretrain.data import Dataset, _read_idx, describe_specs, load_data
+from pretrain.data import Dataset, describe_specs, load_data
+from pretrain.readers import read_idx
 from pretrain.errors import LayerwiseError
 
 FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
@@ -95,7 +96,7 @@ def test_idx_round_trip(tmp_path, suffixes):
 def test_idx_reads_wider_types_big_endian(tmp_path, dtype):
     array = (np.arange(24).reshape(2, 3, 4) * 1000 - 5000).astype(dtype)
     write_idx(tmp_path / "a.idx", array)
-    read = _read_idx(str(tmp_path / "a.idx"))
+    read = read_idx(str(tmp_path / "a.idx"))
     assert read.dtype == dtype
     np.testing.assert_array_equal(read, array)
 

@@ -42,7 +42,7 @@ def check_images(image_shape: Optional[Tuple[int, ...]], adapt_first_conv: bool)
     if channels not in (1, 3):
         raise LayerwiseError(f"images with {channels} channels: an ImageNet backbone takes grayscale or RGB images")
     if adapt_first_conv and channels != 1:
-        raise LayerwiseError("--adapt-first-conv is for grayscale images; these are RGB: leave it out")
+        raise LayerwiseError("adapt_first_conv=True is for grayscale images; these are RGB: leave it out")
 
 
 def sum_rgb_filters(model: nn.Module) -> None:
@@ -64,7 +64,7 @@ def input_adapter(name: str, weights, image_shape: Tuple[int, int, int], input_s
     transforms = (weights if is_torchvision_weights(weights) else default_weights(name)).transforms()
     size = int(input_size or transforms.crop_size[0])
     if size < 1:
-        raise LayerwiseError(f"--input-size {size}: give a positive number of pixels, e.g. 64 or 224")
+        raise LayerwiseError(f"input_size={size}: give a positive number of pixels, e.g. 64 or 224")
     mean, std = normalisation(name, transforms, adapt_first_conv)
     return ImageInput(image_shape[:2], size, mean, std, repeat_gray=image_shape[2] == 1 and not adapt_first_conv)
 

@@ -98,7 +98,8 @@ class Option:
         """The scikit-learn ``_parameter_constraints`` entry for this option.
 
         A 0 sentinel is a value like the others for an estimator: ``zero_means``
-        closes the interval at 0 (declared only where ``low`` is 0).
+        closes the interval at 0 (declared only where ``low`` is 0). An open
+        end (``None``) is never closed, as scikit-learn requires.
         """
         from sklearn.utils._param_validation import Interval, StrOptions
 
@@ -107,9 +108,9 @@ class Option:
         if self.choices:
             return [StrOptions(set(self.choices))]
         if self.type in (int, float):
-            closed = self.closed
-            if self.zero_means:
-                closed = {"neither": "left", "right": "both"}.get(closed, closed)
+            left = (self.closed in ("both", "left") or bool(self.zero_means)) and self.low is not None
+            right = self.closed in ("both", "right") and self.high is not None
+            closed = {(True, True): "both", (True, False): "left", (False, True): "right"}.get((left, right), "neither")
             return [Interval(Integral if self.type is int else Real, self.low, self.high, closed=closed)]
         return [self.type]
 

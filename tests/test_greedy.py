@@ -110,8 +110,19 @@ def test_resume_equals_uninterrupted(tmp_path, monkeypatch):
 
 
 def test_existing_run_is_not_clobbered(saved):
-    with pytest.raises(LayerwiseError, match="--resume"):
+    with pytest.raises(LayerwiseError, match="resume=True to continue it, overwrite=True to start again"):
         run(saved[1])
+
+
+def test_resume_of_a_finished_run_checks_the_request(saved):
+    stack, out = saved
+    again = run(out, resume=True)  # the same request: the finished stack, as it was
+    assert all(torch.equal(a, b) for a, b in zip(states(again)[0].values(), states(stack)[0].values()))
+    with pytest.raises(LayerwiseError, match="finished run with other data, layers or options"):
+        run(out, resume=True, epochs=5)
+    with pytest.raises(LayerwiseError, match="finished run with other"):
+        pretrain.pretrain_stack("digits", ["rbm:8"], out, epochs=3, batch_size=50, seed=1, resume=True,
+                                progress=False)
 
 
 def test_resume_with_other_settings_is_refused(tmp_path, monkeypatch):

@@ -82,8 +82,10 @@ def test_bernoulli_rbm_transform_is_sigmoid_of_its_fitted_attributes(digits):
 def test_bernoulli_rbm_features_classify_digits_as_well_as_scikit_learns(digits):
     X_train, X_test, y_train, y_test = digits
 
+    # Weakly regularised, as in scikit-learn's own RBM example (C=6000): with scikit-learn's algorithm,
+    # which the drop-in follows, both RBMs measured 0.81-0.82 at C=1 and 0.89-0.90 at C=100.
     def accuracy(rbm):
-        model = make_pipeline(rbm, LogisticRegression(max_iter=1000)).fit(X_train, y_train)
+        model = make_pipeline(rbm, LogisticRegression(C=100, max_iter=1000)).fit(X_train, y_train)
         return model.score(X_test, y_test)
 
     settings = dict(n_components=64, learning_rate=0.06, n_iter=10, random_state=0)

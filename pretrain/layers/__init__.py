@@ -1,7 +1,8 @@
 """Layer kinds, one file each; importing this package registers them all."""
-from .base import (COMMON_OPTIONS, Layer, LayerSpec, build_layer, describe_layers,
-                   get_layer_class, list_layers, register_layer)
+from .base import Layer, build_layer, get_layer_class, list_layers, register_layer
+from .options import Option, options_table, validate_options
+from .spec import TRAINER_OPTIONS, LayerSpec, describe_layers
 from . import ae, grbm, rbm  # noqa: F401  (registration side effect)
 
-__all__ = ["COMMON_OPTIONS", "Layer", "LayerSpec", "build_layer", "describe_layers",
-           "get_layer_class", "list_layers", "register_layer"]
+__all__ = ["TRAINER_OPTIONS", "Layer", "LayerSpec", "Option", "build_layer", "describe_layers",
+           "get_layer_class", "list_layers", "options_table", "register_layer", "validate_options"]

@@ -20,6 +20,7 @@ from torch import nn
 
 from ..errors import LayerwiseError
 from .base import Layer, register_layer, sparsity_penalty
+from .options import Option, options_table
 
 ACTIVATIONS = {"sigmoid": nn.Sigmoid, "relu": nn.ReLU}
 NOISES = ("none", "mask", "gauss")
@@ -47,25 +48,23 @@ class Autoencoder(Layer):
     input_range = "unit"
     optimizer = "adam"
     default_lr = 1e-3
-    options = {
-        "tied": (True, "decoder uses the transposed encoder weights"),
-        "act": ("sigmoid", "code activation: sigmoid or relu"),
-        "noise": ("none", "corruption: none, mask:P or gauss:S (denoising)"),
-        "sparsity": (0.0, "target mean activation rho (0: off)"),
-        "beta": (3.0, "weight of the sparsity KL penalty"),
-        "contractive": (0.0, "weight of the Jacobian penalty (0: off)"),
-        "loss": ("auto", "ce (inputs in [0,1]), mse, or auto: ce when the input is in [0,1]"),
-        "weight_decay": (0.0, "L2 penalty on the weights"),
-    }
+    options = options_table(
+        Option("tied", True, "decoder uses the transposed encoder weights"),
+        Option("act", "sigmoid", "code activation", choices=tuple(ACTIVATIONS)),
+        Option("noise", "none", "corruption (denoising): none, mask:P (0<P<1) or gauss:S (S>0)", check=parse_noise),
+        Option("sparsity", 0.0, "target mean activation rho (act=sigmoid)", low=0, high=1, closed="neither",
+               zero_means="off"),
+        Option("beta", 3.0, "weight of the sparsity KL penalty", low=0),
+        Option("contractive", 0.0, "weight of the Jacobian penalty (0: off)", low=0),
+        Option("loss", "auto", "ce (inputs in [0,1]), mse, or auto: ce when the input is in [0,1]",
+               choices=("auto", "ce", "mse")),
+        Option("weight_decay", 0.0, "L2 penalty on the weights", low=0),
+    )
 
     def __init__(self, n_visible, n_hidden, **options):
         super().__init__(n_visible, n_hidden, **options)
         hp = self.hparams
-        if hp["act"] not in ACTIVATIONS:
-            raise LayerwiseError(f"ae: act={hp['act']!r}: use sigmoid or relu")
-        if hp["loss"] not in ("auto", "ce", "mse"):
-            raise LayerwiseError(f"ae: loss={hp['loss']!r}: use ce, mse or auto")
-        if hp["sparsity"] and (hp["act"] != "sigmoid" or not 0 < hp["sparsity"] < 1):
+        if hp["sparsity"] and hp["act"] != "sigmoid":
             raise LayerwiseError("ae: sparsity is a target mean activation in (0, 1) for act=sigmoid")
         self.noise = parse_noise(hp["noise"])
         bound = math.sqrt(6 / (n_visible + n_hidden))  # Glorot & Bengio (2010) uniform init

@@ -1,4 +1,4 @@
-"""The layer contract, the layer registry and the ``KIND:UNITS[,key=value...]`` spec.
+"""The layer contract and the layer registry.
 
 A layer is an ``nn.Module`` with
 
@@ -13,10 +13,13 @@ A layer is an ``nn.Module`` with
   copy of the weights, which is all fine-tuning ever sees.
 
 New kinds register themselves with :func:`register_layer` (one file per kind),
-in the manner of torchvision's model registry.
+in the manner of torchvision's model registry, and declare their
+hyperparameters once as :class:`pretrain.layers.options.Option` values; the
+constructor validates them, so the Python API refuses what the command line
+refuses.
 """
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from numbers import Integral
 from typing import Any, ClassVar, Dict, List
 
 import torch
@@ -24,12 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import LayerwiseError
-
-#: Options every kind accepts: per-layer overrides of the trainer's settings.
-COMMON_OPTIONS = {
-    "epochs": (0, "epochs for this layer (0: the command's --epochs)"),
-    "lr": (0.0, "learning rate for this layer (0: the command's --lr, else the kind's default)"),
-}
+from .options import Option, validate_options
 
 _REGISTRY: Dict[str, type] = {}
 
@@ -57,17 +55,6 @@ def get_layer_class(kind: str) -> type:
             "(see pretrain --list-layers)") from None
 
 
-def describe_layers() -> str:
-    """Human-readable list of kinds and their options, for ``--list-layers``."""
-    lines = []
-    for kind in list_layers():
-        cls = _REGISTRY[kind]
-        lines.append(f"{kind}: {cls.summary}  (default lr {cls.default_lr}, {cls.optimizer})")
-        for name, (default, help_text) in {**cls.options, **COMMON_OPTIONS}.items():
-            lines.append(f"    {name + '=' + str(default):<22} {help_text}")
-    return "\n".join(lines)
-
-
 def sparsity_penalty(mean_activation: torch.Tensor, target: float) -> torch.Tensor:
     """KL(target || mean activation) summed over units (Ng, *Sparse autoencoder*, 2011).
 
@@ -81,8 +68,13 @@ def sparsity_penalty(mean_activation: torch.Tensor, target: float) -> torch.Tens
 
 
 def bernoulli_sample(p: torch.Tensor) -> torch.Tensor:
-    """Binary sample of probabilities ``p``: ``uniform < p`` is ~4x faster than ``torch.bernoulli`` on CPU."""
-    return (torch.rand_like(p) < p).to(p.dtype)
+    """Binary sample of probabilities ``p``: ``uniform < p`` is ~4x faster than ``torch.bernoulli`` on CPU.
+
+    The uniforms are float32 whatever ``p``'s type, so a float64 model draws
+    the same samples as its float32 twin from the same seed (2^-24 is ample
+    resolution for a Bernoulli draw).
+    """
+    return (torch.rand(p.shape, dtype=torch.float32, device=p.device) < p).to(p.dtype)
 
 
 class Layer(nn.Module, ABC):
@@ -95,15 +87,17 @@ class Layer(nn.Module, ABC):
     #: "sgd" (with the layer's momentum) or "adam".
     optimizer: ClassVar[str] = "sgd"
     default_lr: ClassVar[float] = 0.1
-    #: kind-specific options: name -> (default, help).
-    options: ClassVar[Dict[str, tuple]] = {}
+    #: the kind's hyperparameters, declared once (see :mod:`pretrain.layers.options`).
+    options: ClassVar[Dict[str, Option]] = {}
 
     def __init__(self, n_visible: int, n_hidden: int, **options):
         super().__init__()
-        self.n_visible = n_visible
-        self.n_hidden = n_hidden
-        self.hparams = {name: default for name, (default, _) in self.options.items()}
-        self.hparams.update(options)
+        for name, size in (("n_visible", n_visible), ("n_hidden", n_hidden)):
+            if isinstance(size, bool) or not isinstance(size, Integral) or size < 1:
+                raise LayerwiseError(f"{self.kind}: {name}={size!r}: must be an int >= 1")
+        self.n_visible = int(n_visible)
+        self.n_hidden = int(n_hidden)
+        self.hparams = validate_options(self.kind, self.options, options)
 
     @classmethod
     def for_input(cls, n_visible: int, n_hidden: int, input_range: str, **options) -> "Layer":
@@ -165,66 +159,3 @@ def build_layer(config: Dict[str, Any]) -> Layer:
     """Rebuild a layer from :meth:`Layer.config` output."""
     cls = get_layer_class(config["kind"])
     return cls(config["n_visible"], config["n_hidden"], **config["options"])
-
-
-def _parse_value(kind: str, name: str, text: str, default):
-    """Convert ``text`` to the type of ``default``; a one-line error otherwise."""
-    try:
-        if isinstance(default, bool):
-            lowered = text.lower()
-            if lowered not in ("true", "false", "1", "0", "yes", "no"):
-                raise ValueError
-            return lowered in ("true", "1", "yes")
-        return type(default)(text)
-    except ValueError:
-        raise LayerwiseError(
-            f"layer {kind}: option {name}={text!r} should be a {type(default).__name__} "
-            f"(default {default})") from None
-
-
-@dataclass
-class LayerSpec:
-    """One ``-l KIND:UNITS[,key=value...]`` argument, validated against the registry."""
-
-    kind: str
-    units: int
-    options: Dict[str, Any] = field(default_factory=dict)
-    epochs: int = 0
-    lr: float = 0.0
-
-    @classmethod
-    def parse(cls, text: str) -> "LayerSpec":
-        """Parse e.g. ``rbm:500,k=1`` or ``ae:250,noise=mask:0.3,sparsity=0.05,beta=3``."""
-        kind, sep, rest = text.strip().partition(":")
-        layer_cls = get_layer_class(kind)
-        parts = rest.split(",") if sep else [""]
-        try:
-            units = int(parts[0])
-            if units < 1:
-                raise ValueError
-        except ValueError:
-            raise LayerwiseError(
-                f"bad layer spec {text!r}: write KIND:UNITS[,key=value...], e.g. {kind}:500") from None
-        known = {**layer_cls.options, **COMMON_OPTIONS}
-        options, common = {}, {}
-        for item in parts[1:]:
-            name, eq, value = item.partition("=")
-            if not eq or name not in known:
-                raise LayerwiseError(
-                    f"bad option {item!r} in {text!r}: {kind} takes {', '.join(sorted(known))} "
-                    "as key=value (see pretrain --list-layers)")
-            parsed = _parse_value(kind, name, value, known[name][0])
-            (common if name in COMMON_OPTIONS else options)[name] = parsed
-        return cls(kind, units, options, **common)
-
-    def build(self, n_visible: int, input_range: str) -> Layer:
-        """The layer, fed ``n_visible`` inputs whose range is ``input_range`` ("unit" or "real")."""
-        layer_cls = get_layer_class(self.kind)
-        return layer_cls.for_input(n_visible, self.units, input_range, **self.options)
-
-    def __str__(self) -> str:
-        extras = {**self.options, **({"epochs": self.epochs} if self.epochs else {}),
-                  **({"lr": self.lr} if self.lr else {})}
-        return ",".join([f"{self.kind}:{self.units}"] + [f"{k}={v}" for k, v in extras.items()])
-
-

@@ -13,17 +13,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import LayerwiseError
 from .base import Layer, bernoulli_sample, sparsity_penalty
+from .options import Option
 
-ENERGY_OPTIONS = {
-    "k": (1, "Gibbs steps of CD-k"),
-    "pcd": (False, "persistent contrastive divergence (chains kept across batches)"),
-    "momentum": (0.5, "SGD momentum"),
-    "weight_decay": (0.0, "L2 penalty on the weights"),
-    "sparsity": (0.0, "target mean hidden activation (0: off)"),
-    "sparsity_cost": (0.1, "weight of the sparsity penalty"),
-}
+#: The options every RBM kind declares (each kind lists them in its ``options``).
+ENERGY_OPTIONS = (
+    Option("k", 1, "Gibbs steps of CD-k", low=1),
+    Option("pcd", False, "persistent contrastive divergence (chains kept across batches)"),
+    Option("momentum", 0.5, "SGD momentum", low=0, high=1, closed="left"),
+    Option("weight_decay", 0.0, "L2 penalty on the weights", low=0),
+    Option("sparsity", 0.0, "target mean hidden activation", low=0, high=1, closed="neither", zero_means="off"),
+    Option("sparsity_cost", 0.1, "weight of the sparsity penalty", low=0),
+)
 
 
 class EnergyLayer(Layer):
@@ -39,8 +40,6 @@ class EnergyLayer(Layer):
 
     def __init__(self, n_visible: int, n_hidden: int, **options):
         super().__init__(n_visible, n_hidden, **options)
-        if self.hparams["k"] < 1:
-            raise LayerwiseError(f"{self.kind}: k={self.hparams['k']} must be at least 1")
         self.weight = nn.Parameter(torch.randn(n_hidden, n_visible) * 0.01)
         self.hidden_bias = nn.Parameter(torch.zeros(n_hidden))
         self.visible_bias = nn.Parameter(torch.zeros(n_visible))

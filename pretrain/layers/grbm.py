@@ -13,6 +13,7 @@ from torch import nn
 
 from .base import register_layer
 from .energy import ENERGY_OPTIONS, EnergyLayer
+from .options import Option, options_table
 
 MAX_STD = 10.0
 
@@ -25,9 +26,10 @@ class GaussianRBM(EnergyLayer):
     summary = "Gaussian-Bernoulli RBM for real-valued inputs (standardised)"
     input_range = "real"
     default_lr = 0.01
-    options = {**ENERGY_OPTIONS,
-               "learn_std": (False, "learn per-unit standard deviations (else 1)"),
-               "min_std": (0.1, "lower clamp of learned standard deviations")}
+    options = options_table(
+        *ENERGY_OPTIONS,
+        Option("learn_std", False, "learn per-unit standard deviations (else 1)"),
+        Option("min_std", 0.1, "lower clamp of learned standard deviations", low=0, high=MAX_STD, closed="right"))
     # A Gaussian negative phase must be sampled: its mean alone has no spread for s to fit.
     sample_negative_visible = True
 

@@ -4,15 +4,20 @@ Energy ``E(v, h) = -b.v - c.h - h.W v``; free energy
 ``F(v) = -b.v - sum_j softplus(c_j + W_j v)``. The log-likelihood gradient is
 ``E_data[h v^T] - E_model[h v^T]``; CD-k (Hinton 2002) estimates the model term
 with a k-step Gibbs chain started at the data, PCD (Tieleman 2008) with chains
-that persist across updates. Minimising ``mean F(v_data) - mean F(v_model)``
-with the model sample held fixed has exactly that gradient, so the trainer's
-SGD (momentum, weight decay) applies the CD update.
+that persist across updates. The chain's last visible state is its mean by
+default (``negative_visible=mean``) or a binary sample (``sample``, as
+scikit-learn does); the visible biases start from the data's log-odds
+(``visible_init=data``) or at 0 (``zero``, as scikit-learn). Minimising
+``mean F(v_data) - mean F(v_model)`` with the model sample held fixed has
+exactly that gradient, so the trainer's SGD (momentum, weight decay) applies
+the CD update.
 """
 import torch
 import torch.nn.functional as F
 
 from .base import bernoulli_sample, register_layer
 from .energy import ENERGY_OPTIONS, EnergyLayer
+from .options import Option, options_table
 
 
 def free_energy_terms(v, pre, visible_bias):
@@ -71,7 +76,18 @@ class BernoulliRBM(EnergyLayer):
     summary = "Bernoulli-Bernoulli RBM (CD-k or PCD) for inputs in [0, 1]"
     input_range = "unit"
     default_lr = 0.1
-    options = ENERGY_OPTIONS
+    options = options_table(
+        *ENERGY_OPTIONS,
+        Option("visible_init", "data", "visible biases: log-odds of the mean input, or zero (scikit-learn)",
+               choices=("data", "zero")),
+        Option("negative_visible", "mean", "negative phase ends at the visible means, or samples (scikit-learn)",
+               choices=("mean", "sample")),
+    )
+
+    @property
+    def sample_negative_visible(self):
+        """Whether the negative phase ends at a sample (``negative_visible=sample``) rather than the mean."""
+        return self.hparams["negative_visible"] == "sample"
 
     def hidden_preactivation(self, v):
         """``W v + c``: binary visible units are not rescaled."""
@@ -87,7 +103,9 @@ class BernoulliRBM(EnergyLayer):
         return free_energy_terms(v, self.hidden_preactivation(v), self.visible_bias)
 
     def init_from_data(self, v):
-        """Visible biases ``log(p / (1 - p))`` of the mean input (Hinton 2010, s. 8)."""
+        """With ``visible_init=data``, visible biases ``log(p / (1 - p))`` of the mean input (Hinton 2010, s. 8)."""
+        if self.hparams["visible_init"] == "zero":
+            return
         p = v.mean(0).clamp(0.01, 0.99)
         with torch.no_grad():
             self.visible_bias.copy_(torch.log(p / (1 - p)))

@@ -58,7 +58,7 @@ def encode(layer: Layer, x: torch.Tensor, path: Optional[Path] = None) -> torch.
 
 
 @torch.no_grad()
-def evaluate(layer: Layer, train: torch.Tensor, val: torch.Tensor, batch_size: int) -> Dict[str, float]:
+def epoch_metrics(layer: Layer, train: torch.Tensor, val: torch.Tensor, batch_size: int) -> Dict[str, float]:
     """Reconstruction error (same definition on both slices) plus the layer's own monitors."""
     layer.eval()
     device = next(layer.parameters()).device
@@ -136,7 +136,7 @@ def train_layer(layer: Layer, spec: LayerSpec, index: int, run: Run, x_train: to
         started = time.perf_counter()
         desc = f"layer {index + 1}/{len(run.layers)} {spec.kind}:{spec.units} epoch {epoch + 1}/{epochs}"
         loss = run_epoch(layer, optimizer, x_train, batch_size, desc if progress else None)
-        metrics = {"loss": loss, **evaluate(layer, monitor_rows, x_val, batch_size)}
+        metrics = {"loss": loss, **epoch_metrics(layer, monitor_rows, x_val, batch_size)}
         check_divergence(metrics, baseline, spec, index, epoch + 1, lr)
         record = {"layer": index, "epoch": epoch + 1, **metrics, "seconds": time.perf_counter() - started}
         run.history.append(record)

@@ -88,12 +88,15 @@ POSITIVE = click.FloatRange(min=0, min_open=True)
                    "and write a CSV of predictions and probabilities.")
 @click.option("--predictions", type=click.Path(dir_okay=False), default="predictions.csv",
               help="Where --predict writes its CSV.")
+@click.option("--jobs", default=1, type=click.IntRange(min=1),
+              help="Worker processes for the cells of the comparison, each with its share of the cores "
+                   "(the numbers are those of --jobs 1).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output (bars show only on a terminal anyway).")
 @common_options
 @report_errors
 def main(data, source, schedules, labels_per_class, labels, seeds, seed, head, drop_top, unfreeze, body_lr_scale,
          lr_decay, lr, epochs, batch_size, report_dir, save_dir, input_size, adapt_first_conv, list_backbones,
-         classifier_dir, predictions, quiet, device, threads, data_dir, split_seed):
+         classifier_dir, predictions, jobs, quiet, device, threads, data_dir, split_seed):
     """Fine-tune bodies on few labels of DATA and compare them.
 
     \b
@@ -130,7 +133,7 @@ def main(data, source, schedules, labels_per_class, labels, seeds, seed, head, d
             labels=labels, save=save_dir, head=head, drop_top=drop_top, unfreeze=unfreeze,
             body_lr_scale=body_lr_scale, lr_decay=lr_decay, lr=lr, epochs=epochs, batch_size=batch_size,
             device=device, split_seed=split_seed, input_size=input_size, adapt_first_conv=adapt_first_conv,
-            progress=not quiet)
+            jobs=jobs, threads=threads, progress=not quiet)
     click.echo(format_table(rows))
     if report_dir:
         rows.config["command"] = command_line(click.get_current_context())

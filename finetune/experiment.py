@@ -12,10 +12,11 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
+
 from pretrain.batches import map_batches
 from pretrain.data import resolve_data
 from pretrain.errors import LayerwiseError
@@ -23,6 +24,7 @@ from pretrain.progress import progress_line
 
 from .body import Body
 from .budget import Budget, check_labeled, parse_budgets, sample_labels, validation_split
+from .cells import execute
 from .classifier import Classifier, build_head, parse_head
 from .schedule import check_schedule, make_stages
 from .sources import Source, parse_source
@@ -49,14 +51,17 @@ class Options:
     input_size: Optional[int] = None
     adapt_first_conv: bool = False
     progress: bool = True
+    #: worker processes for the cells of a comparison (see :mod:`finetune.cells`); 0 threads: shared out
+    jobs: int = 1
+    threads: int = 0
     head_config: dict = field(init=False)
     settings: TrainSettings = field(init=False)
 
     def __post_init__(self):
         from pretrain.device import resolve_device
-        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
-            raise LayerwiseError(f"epochs={self.epochs}, batch_size={self.batch_size}, lr={self.lr}: epochs and "
-                                 "batch_size must be at least 1 and lr positive")
+        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.jobs < 1:
+            raise LayerwiseError(f"epochs={self.epochs}, batch_size={self.batch_size}, lr={self.lr}, "
+                                 f"jobs={self.jobs}: epochs, batch_size and jobs must be at least 1 and lr positive")
         self.head_config = parse_head(self.head)
         self.settings = TrainSettings(lr=self.lr, epochs=self.epochs, batch_size=self.batch_size,
                                       device=resolve_device(self.device), progress=self.progress)
@@ -181,17 +186,29 @@ def compare(data, sources: Sequence[str], schedules: Sequence[str] = ("two-stage
             experiment.stages(schedule, body)
     several = len(bound) * len(schedules) * len(budgets) * len(seeds) > 1
     rows = Results(config=run_config(experiment, bound, schedules, budgets, seeds))
-    for source in bound:
-        test_inputs = preprocess(experiment.body(source, seeds[0]), experiment.dataset.x_test)
-        for seed, budget in itertools.product(seeds, budgets):
-            inputs = preprocess(experiment.body(source, seed), experiment.x_train[experiment.sample(budget, seed)])
-            for schedule in schedules:
-                model = experiment.run(source.text, experiment.body(source, seed), schedule, budget, seed, inputs,
-                                       test_inputs)
-                rows.append({k: v for k, v in model.metrics.items() if k != "history"})
-                if save is not None:
-                    model.save(Path(save, cell_name(source.text, schedule, budget, seed)) if several else Path(save))
+    tasks = []
+    for source in bound:  # the test set is preprocessed once per source, in this process
+        test_inputs = preprocess(experiment.body(source, seeds[0]), experiment.dataset.x_test).numpy()
+        tasks += [(experiment, source, seed, budget, schedules, test_inputs)
+                  for seed, budget in itertools.product(seeds, budgets)]
+    options = experiment.options
+    for (_, source, seed, budget, _, _), models in zip(tasks, execute(train_cells, tasks, options.jobs,
+                                                                      options.threads)):
+        for schedule, model in zip(schedules, models):
+            rows.append({k: v for k, v in model.metrics.items() if k != "history"})
+            if save is not None:
+                model.save(Path(save, cell_name(source.text, schedule, budget, seed)) if several else Path(save))
     return rows
+
+
+def train_cells(experiment: Experiment, source: Source, seed: int, budget: Budget, schedules: Sequence[str],
+                test_inputs: np.ndarray) -> List[Classifier]:
+    """One task of a comparison: the label sample of ``budget`` and ``seed`` preprocessed once, then one
+    fine-tuned model per schedule, each from a fresh body."""
+    inputs = preprocess(experiment.body(source, seed), experiment.x_train[experiment.sample(budget, seed)])
+    test = torch.from_numpy(np.array(test_inputs))  # a private, writable copy (workers get read-only maps)
+    return [experiment.run(source.text, experiment.body(source, seed), schedule, budget, seed, inputs, test)
+            for schedule in schedules]
 
 
 def fine_tune(data, source: str, *, schedule: str = "two-stage", labels_per_class: Union[int, str] = 10,

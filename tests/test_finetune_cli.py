@@ -148,3 +148,13 @@ def test_help_is_fast_and_python_m_works():
     subprocess.run([sys.executable, "-c", code], check=True)
     result = subprocess.run([sys.executable, "-m", "finetune", "--help"], capture_output=True, text=True, check=True)
     assert "--labels-per-class" in result.stdout and "--list-backbones" in result.stdout
+
+
+def test_two_jobs_give_the_numbers_of_one(stack_dir):
+    """Cells in worker processes (joblib) give exactly the rows of one process: same seeds, same results."""
+    from finetune import compare
+    grid = dict(sources=[stack_dir, f"random:{stack_dir}"], schedules=["linear", "two-stage"],
+                labels_per_class="2,5", seeds=2, epochs=3, progress=False)
+    one, two = compare("digits", jobs=1, **grid), compare("digits", jobs=2, **grid)
+    strip = [{k: v for k, v in row.items() if k != "train_seconds"} for row in one]
+    assert strip == [{k: v for k, v in row.items() if k != "train_seconds"} for row in two]

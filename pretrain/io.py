@@ -217,20 +217,20 @@ def rebuilding(path, kind: str, remedy: str) -> Iterator[None]:
 
 
 def load_state(module: nn.Module, state: Any, what: str) -> None:
-    """``module.load_state_dict(state)``, with a one-line ``ValueError`` for the first key missing,
-    extra or of the wrong shape (in :func:`rebuilding`, a line naming the file)."""
+    """``module.load_state_dict(state)``, failing with a one-line ``ValueError`` that names the first key
+    missing, extra or of the wrong shape (inside :func:`rebuilding`: a line naming the file)."""
     expected = module.state_dict()
     if not isinstance(state, dict):
         raise ValueError(f"{what}: its state is a {type(state).__name__}, not a dict of tensors")
     if state.keys() != expected.keys():
         missing, extra = sorted(expected.keys() - state.keys()), sorted(state.keys() - expected.keys())
         raise ValueError(f"{what}: its state lacks {missing} and has extra {extra}")
-    for key, tensor in expected.items():
-        found = state[key]
-        if not isinstance(found, torch.Tensor) or found.shape != tensor.shape:
-            shape = list(found.shape) if isinstance(found, torch.Tensor) else type(found).__name__
-            raise ValueError(f"{what}: {key} is {shape}, not {list(tensor.shape)}")
-    module.load_state_dict(state)
+    try:
+        module.load_state_dict(state)  # layers may resize buffers (an RBM's persistent chains) as they load
+    except RuntimeError as error:
+        misfits = [f"{key} is {list(state[key].shape)}, not {list(tensor.shape)}" for key, tensor in expected.items()
+                   if isinstance(state[key], torch.Tensor) and state[key].shape != tensor.shape]
+        raise ValueError(f"{what}: {misfits[0] if misfits else ' '.join(str(error).split())}") from None
 
 
 def artifact_file(path, filename: str, missing: str) -> Path:

@@ -1,10 +1,8 @@
 """Artifacts (stack, checkpoint, classifier): checksummed, loaded without unpickling code, broken ones one line."""
 import errno
-import io
 import os
 import pickle
 import warnings
-from pathlib import Path
 
 import pytest
 import torch

@@ -142,12 +142,12 @@ class OutputLock:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as error:
-                holder = os.read(fd, 4096)
+                holder = read_holder(fd) if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN) else None
                 os.close(fd)
-                if error.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+                if holder is None:
                     raise LayerwiseError(f"cannot lock {self.folder} ({error.strerror}): "
                                          "use an output folder on a local disk") from None
-                raise LayerwiseError(f"{self.folder} is in use by another run ({describe_holder(holder)}): "
+                raise LayerwiseError(f"{self.folder} is in use by another run ({holder}): "
                                      "wait for it to finish, or choose another output folder") from None
             if self._still_linked(fd):
                 self.fd = fd
@@ -173,11 +173,22 @@ class OutputLock:
             self.fd = None
 
 
-def describe_holder(content: bytes) -> str:
-    """The identity written in a lock file, in words."""
-    try:
-        holder = json.loads(content)
-        started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(holder["started"]))
-        return f"pid {holder['pid']} on {holder['host']}, started {started}"
-    except (ValueError, KeyError, TypeError):
-        return "a process that has not yet written its name"
+def read_holder(fd: int, seconds: float = 2.0) -> str:
+    """The identity written in a locked file, in words.
+
+    A holder that has just taken the lock may not have written its name yet
+    (the file is empty, or still names a dead earlier holder): wait for it a little.
+    """
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            holder = json.loads(os.pread(fd, 4096, 0))
+            pid, host, started = int(holder["pid"]), str(holder["host"]), float(holder["started"])
+            if host != socket.gethostname() or pid_alive(pid):
+                when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started))
+                return f"pid {pid} on {host}, started {when}"
+        except (ValueError, KeyError, TypeError):
+            pass
+        if time.monotonic() > deadline:
+            return "a process that has not written its name"
+        time.sleep(0.02)

@@ -4,9 +4,12 @@
 loads it), in the manner of nanoGPT's checkpoints: the recipe that rebuilds
 the body's modules, the constructor arguments of the head, and their states::
 
-    {"format": "layerwise.classifier", "version": 1,
+    {"format": "layerwise.classifier", "version": 2, "checksum": "<sha256>",
      "body": {"recipe", "name", "drop_top", "state"}, "head": {"config", "state"},
      "classes": [...], "metrics": {...}}
+
+Loading checks the checksum (see :mod:`pretrain.io`); a version-1 file
+(layerwise 0.1.0) loads with a warning.
 """
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
@@ -17,12 +20,11 @@ from torch import nn
 
 from pretrain.batches import map_batches
 from pretrain.errors import LayerwiseError
-from pretrain.io import artifact_file, load_torch, save_json, save_torch
+from pretrain.io import artifact_file, load_artifact, load_state, rebuilding, save_artifact, save_json
 
 from .body import Body
 
 FORMAT = "layerwise.classifier"
-VERSION = 1
 HEAD_HELP = "linear or mlp:HIDDEN[,dropout=P], e.g. mlp:256,dropout=0.5"
 
 
@@ -103,8 +105,7 @@ class Classifier(nn.Module):
     def to_dict(self) -> Dict[str, Any]:
         def cpu_state(module):
             return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
-        return {"format": FORMAT, "version": VERSION,
-                "body": {"recipe": self.body.info["recipe"], "name": self.body.name,
+        return {"body": {"recipe": self.body.info["recipe"], "name": self.body.name,
                          "drop_top": self.drop_top, "state": cpu_state(self.body)},
                 "head": {"config": self.head_config, "state": cpu_state(self.head)},
                 "classes": self.classes_.tolist(), "metrics": self.metrics}
@@ -113,7 +114,7 @@ class Classifier(nn.Module):
         """Write ``classifier.pt`` (and a readable ``classifier.json``) into ``out_dir`` atomically."""
         out = Path(out_dir)
         saved = self.to_dict()
-        save_torch(saved, out / "classifier.pt")
+        save_artifact(saved, out / "classifier.pt", "classifier")
         save_json({"format": FORMAT, "body": {k: v for k, v in saved["body"].items() if k != "state"},
                    "head": self.head_config, "classes": self.classes_.tolist(), "metrics": self.metrics},
                   out / "classifier.json")
@@ -125,13 +126,13 @@ def load_classifier(path: Union[str, Path]) -> Classifier:
     from .sources import body_from_recipe
     file = artifact_file(path, "classifier.pt",
                          f"no classifier at {path}: run `finetune DATA --from ... --save {path}` first")
-    saved = load_torch(file)
-    if saved.get("format") != FORMAT:
-        raise LayerwiseError(f"{file} is not a layerwise classifier: point to a folder written by finetune --save")
-    body = body_from_recipe(saved["body"]["recipe"], saved["body"]["name"]).drop_top(saved["body"]["drop_top"])
-    body.name = saved["body"]["name"]
-    body.load_state_dict(saved["body"]["state"])
-    head = build_head(saved["head"]["config"], body.out_features, len(saved["classes"]))
-    head.load_state_dict(saved["head"]["state"])
-    return Classifier(body, head, saved["head"]["config"], saved["classes"], saved["body"]["drop_top"],
-                      saved["metrics"]).eval()
+    remedy = f"run `finetune DATA --from ... --save {file.parent}` again, or restore the file from a backup"
+    saved = load_artifact(file, "classifier", remedy)
+    with rebuilding(file, "classifier", remedy):
+        body = body_from_recipe(saved["body"]["recipe"], saved["body"]["name"]).drop_top(saved["body"]["drop_top"])
+        body.name = saved["body"]["name"]
+        load_state(body, saved["body"]["state"], "its body")
+        head = build_head(saved["head"]["config"], body.out_features, len(saved["classes"]))
+        load_state(head, saved["head"]["state"], "its head")
+        return Classifier(body, head, saved["head"]["config"], saved["classes"], saved["body"]["drop_top"],
+                          saved["metrics"]).eval()

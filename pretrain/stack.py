@@ -3,12 +3,14 @@
 ``OUT/stack.pt`` is a plain dict (``torch.load(..., weights_only=True)`` loads
 it)::
 
-    {"format": "layerwise.stack", "version": 1,
+    {"format": "layerwise.stack", "version": 2, "checksum": "<sha256>",
      "layers": [{"kind", "n_visible", "n_hidden", "options", "state": {name: tensor}}, ...],
      "preprocessing": {"mode", "input_shape", "lo", "hi", ["mean", "std"]},
      "info": {"data", "split_seed", "seed", "history", "versions", ...}}
 
-``OUT/stack.json`` holds the same minus the tensors, for people.
+``OUT/stack.json`` holds the same minus the tensors, for people. Loading
+checks the checksum (see :mod:`pretrain.io`); a version-1 file (layerwise
+0.1.0, no checksum) loads with a warning: ``load_stack(DIR).save(DIR)`` adds one.
 """
 import platform
 from pathlib import Path
@@ -18,14 +20,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from .errors import LayerwiseError
 from .batches import map_batches
-from .io import artifact_file, load_torch, save_json, save_torch
+from .io import VERSION, artifact_file, load_artifact, load_state, rebuilding, save_artifact, save_json
 from .layers import Layer, build_layer
 from .preprocess import Preprocessing
-
-FORMAT = "layerwise.stack"
-VERSION = 1
 
 
 def versions() -> Dict[str, str]:
@@ -73,32 +71,39 @@ class Stack:
         return codes if as_tensor else codes.numpy()
 
     def to_dict(self) -> Dict[str, Any]:
+        """The artifact's content (:func:`pretrain.io.save_artifact` adds format, version and checksum)."""
         layers = [{**layer.config(), "state": {k: v.detach().cpu().clone() for k, v in layer.state_dict().items()}}
                   for layer in self.layers]
-        return {"format": FORMAT, "version": VERSION, "layers": layers,
-                "preprocessing": self.preprocessing.to_dict(), "info": self.info}
+        return {"layers": layers, "preprocessing": self.preprocessing.to_dict(), "info": self.info}
 
     @classmethod
     def from_dict(cls, d: Dict[str, Any]) -> "Stack":
-        if d.get("format") != FORMAT:
-            raise LayerwiseError("not a layerwise stack file: point to the OUT folder written by `pretrain`")
+        """Rebuild from :meth:`to_dict` output; a ``KeyError``/``ValueError`` when it does not fit together."""
         layers = []
-        for entry in d["layers"]:
+        for index, entry in enumerate(d["layers"]):
             layer = build_layer(entry)
-            layer.load_state_dict(entry["state"])
+            load_state(layer, entry["state"], f"layer {index + 1} ({layer.kind})")
             layers.append(layer.eval())
-        return cls(layers, Preprocessing.from_dict(d["preprocessing"]), d["info"])
+        preprocessing = Preprocessing.from_dict(d["preprocessing"])
+        widths = [preprocessing.n_features] + [layer.n_hidden for layer in layers]
+        for index, layer in enumerate(layers):
+            if layer.n_visible != widths[index]:
+                raise ValueError(f"layer {index + 1} takes {layer.n_visible} inputs but receives {widths[index]}")
+        if preprocessing.mode == "standardize" and not (
+                preprocessing.mean.shape == preprocessing.std.shape == (preprocessing.n_features,)):
+            raise ValueError(f"its preprocessing mean and std are not {preprocessing.n_features} values each")
+        return cls(layers, preprocessing, d["info"])
 
     def describe(self) -> Dict[str, Any]:
         """The artifact minus tensors: what ``stack.json`` holds."""
-        return {"format": FORMAT, "version": VERSION, **self.info,
+        return {"format": "layerwise.stack", "version": VERSION, **self.info,
                 "layers": [layer.config() for layer in self.layers],
                 "preprocessing": self.preprocessing.describe()}
 
     def save(self, out_dir) -> Path:
         """Write ``stack.pt`` and ``stack.json`` into ``out_dir`` atomically; return the ``.pt`` path."""
         out = Path(out_dir)
-        save_torch(self.to_dict(), out / "stack.pt")
+        save_artifact(self.to_dict(), out / "stack.pt", "stack")
         save_json(self.describe(), out / "stack.json")
         return out / "stack.pt"
 
@@ -109,5 +114,10 @@ def stack_path(path: Union[str, Path]) -> Path:
 
 
 def load_stack(path: Union[str, Path]) -> Stack:
-    """Load a stack saved by ``pretrain`` (a folder or its ``stack.pt``)."""
-    return Stack.from_dict(load_torch(stack_path(path)))
+    """Load a stack saved by ``pretrain`` (a folder or its ``stack.pt``); a broken file is one line."""
+    file = stack_path(path)
+    remedy = (f"run `pretrain DATA -l ... -o {file.parent} --overwrite` again, "
+              "or restore the file from a backup")
+    saved = load_artifact(file, "stack", remedy)
+    with rebuilding(file, "stack", remedy):
+        return Stack.from_dict(saved)

@@ -12,10 +12,12 @@ from typing import Any, Dict, List, Optional
 import torch
 
 from .errors import LayerwiseError
-from .io import load_torch, save_torch
+from .io import load_artifact, rebuilding, save_artifact
 
 CHECKPOINT = "checkpoint.pt"
 STACK = "stack.pt"
+#: what to do about a checkpoint that cannot be used.
+CHECKPOINT_REMEDY = "delete it and start the run again with overwrite=True"
 
 
 def random_state() -> Dict[str, Any]:
@@ -81,18 +83,19 @@ class Run:
 
     def restore(self) -> None:
         """Load the checkpoint's finished layers, current layer and history."""
-        saved = load_torch(self.checkpoint_path)
-        if saved["run"] != self.describe():
-            raise LayerwiseError(
-                f"{self.checkpoint_path} was written by a run with other settings: resume with the same "
-                "data, layers and options, or start again with overwrite=True")
-        self.finished, self.current, self.history = saved["finished"], saved["current"], saved["history"]
+        saved = load_artifact(self.checkpoint_path, "checkpoint", CHECKPOINT_REMEDY)
+        with rebuilding(self.checkpoint_path, "checkpoint", CHECKPOINT_REMEDY):
+            if saved["run"] != self.describe():
+                raise LayerwiseError(
+                    f"{self.checkpoint_path} was written by a run with other settings: resume with the same "
+                    "data, layers and options, or start again with overwrite=True")
+            self.finished, self.current, self.history = saved["finished"], saved["current"], saved["history"]
 
     def save(self) -> None:
         """Write the checkpoint atomically (nothing without an output folder)."""
         if self.out is not None:
-            save_torch({"run": self.describe(), "finished": self.finished, "current": self.current,
-                        "history": self.history}, self.checkpoint_path)
+            save_artifact({"run": self.describe(), "finished": self.finished, "current": self.current,
+                           "history": self.history}, self.checkpoint_path, "checkpoint")
 
     def close(self) -> None:
         """The run finished and its stack is saved: the checkpoint is no longer needed."""

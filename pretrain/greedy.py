@@ -9,22 +9,22 @@ every batch. One loop trains every kind of layer:
 The run's bookkeeping (checkpoint after every epoch, exact resume) lives in
 :mod:`pretrain.checkpoint`; this module is the loop.
 """
-import os
-import secrets
-import shutil
 import time
+from contextlib import nullcontext
 from pathlib import Path
-from typing import Dict, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
 
 from .batches import map_batches
-from .checkpoint import Run, layer_seed, random_state, restore_random_state
+from .checkpoint import CHECKPOINT_REMEDY, Run, layer_seed, random_state, restore_random_state
 from .data import Dataset, resolve_data
 from .device import resolve_device
 from .errors import LayerwiseError
+from .io import check_writable, load_state, rebuilding
 from .layers import Layer, LayerSpec, get_layer_class
+from .lock import OutputLock, PrivateCache, remove_orphans
 from .preprocess import Preprocessing
 from .progress import progress_bar, progress_line
 from .stack import Stack, load_stack, versions
@@ -156,15 +156,6 @@ def split_validation(n: int, fraction: float, seed: int):
     return order[n_val:], order[:n_val]
 
 
-def private_cache(cache_dir: Union[str, Path, None]) -> Optional[Path]:
-    """A folder under ``cache_dir`` that belongs to this run alone (two runs never share code files)."""
-    if cache_dir is None:
-        return None
-    folder = Path(cache_dir) / f"run-{os.getpid()}-{secrets.token_hex(4)}"
-    folder.mkdir(parents=True)
-    return folder
-
-
 def pretrain_stack(data, layers: Sequence[Union[str, LayerSpec]], out: Union[str, Path, None] = None, *,
                    epochs: int = 10, batch_size: int = 100, lr: float = 0.0, seed: int = 0,
                    device: str = "auto", val_fraction: float = 0.05, cache_dir: Union[str, Path, None] = None,
@@ -189,10 +180,15 @@ def pretrain_stack(data, layers: Sequence[Union[str, LayerSpec]], out: Union[str
     run = Run([str(s) for s in specs], out, {
         "data": dataset.spec, "split_seed": dataset.split_seed, "seed": seed, "epochs": epochs,
         "batch_size": batch_size, "lr": lr, "val_fraction": val_fraction})
-    run.prepare(resume, overwrite)
-    if resume and run.out is not None and (run.out / "stack.pt").exists() and not run.checkpoint_path.exists():
-        return finished_stack(run)
-    return train_stack(dataset, specs, run, resolve_device(device), cache_dir, progress)
+    device = resolve_device(device)
+    if run.out is None:
+        return train_stack(dataset, specs, run, device, cache_dir, progress)
+    with OutputLock(check_writable(run.out)):  # a second run on this folder stops here, with one line
+        remove_orphans(run.out)
+        run.prepare(resume, overwrite)
+        if resume and (run.out / "stack.pt").exists() and not run.checkpoint_path.exists():
+            return finished_stack(run)
+        return train_stack(dataset, specs, run, device, cache_dir, progress)
 
 
 def finished_stack(run: Run) -> Stack:
@@ -215,28 +211,12 @@ def train_stack(dataset: Dataset, specs: Sequence[LayerSpec], run: Run, device: 
     x = preprocessing(raw)
     train_rows, val_rows = split_validation(len(x), run.settings["val_fraction"], run.settings["seed"])
     x_train, x_val = x[train_rows], x[val_rows]
-    cache = private_cache(cache_dir)
-    if cache is None:
+    if cache_dir is None:
         x_train, x_val = x_train.to(device), x_val.to(device)
-    trained, input_range = [], first_range
-    for index, spec in enumerate(specs):
-        torch.manual_seed(layer_seed(run.settings["seed"], index))
-        layer = spec.build(x_train.shape[1], input_range).to(device)
-        if index < len(run.finished):
-            layer.load_state_dict(run.finished[index])
-        else:
-            train_layer(layer, spec, index, run, x_train, x_val, progress)
-            run.finished.append(layer.state_dict())
-            run.current = None
-            run.save()
-        trained.append(layer.eval())
-        if index + 1 < len(specs):
-            x_train = encode(layer, x_train, cache / f"codes{index + 1}_train.npy" if cache else None)
-            x_val = encode(layer, x_val, cache / f"codes{index + 1}_val.npy" if cache else None)
-        input_range = layer.code_range
-    del x_train, x_val  # release the memory maps before their folder goes
-    if cache is not None:
-        shutil.rmtree(cache, ignore_errors=True)
+    else:
+        remove_orphans(cache_dir)
+    with PrivateCache(cache_dir) if cache_dir is not None else nullcontext() as cache:
+        trained = train_layers(specs, run, x_train, x_val, device, first_range, cache, progress)
     info = {**run.settings, "layer_specs": run.layers, "n_train": len(train_rows), "n_val": len(val_rows),
             "history": run.history, "versions": versions()}
     stack = Stack([layer.cpu() for layer in trained], preprocessing, info)
@@ -244,3 +224,26 @@ def train_stack(dataset: Dataset, specs: Sequence[LayerSpec], run: Run, device: 
         stack.save(run.out)
         run.close()
     return stack
+
+
+def train_layers(specs: Sequence[LayerSpec], run: Run, x_train: torch.Tensor, x_val: torch.Tensor,
+                 device: torch.device, input_range: str, cache: Optional[PrivateCache], progress: bool) -> List[Layer]:
+    """Each layer in turn on the codes of the ones below (memory-mapped through ``cache`` when given)."""
+    trained = []
+    for index, spec in enumerate(specs):
+        torch.manual_seed(layer_seed(run.settings["seed"], index))
+        layer = spec.build(x_train.shape[1], input_range).to(device)
+        if index < len(run.finished):
+            with rebuilding(run.checkpoint_path, "checkpoint", CHECKPOINT_REMEDY):
+                load_state(layer, run.finished[index], f"layer {index + 1} ({spec})")
+        else:
+            train_layer(layer, spec, index, run, x_train, x_val, progress)
+            run.finished.append(layer.state_dict())
+            run.current = None
+            run.save()
+        trained.append(layer.eval())
+        if index + 1 < len(specs):
+            x_train = encode(layer, x_train, cache.path(f"codes{index + 1}_train.npy") if cache else None)
+            x_val = encode(layer, x_val, cache.path(f"codes{index + 1}_val.npy") if cache else None)
+        input_range = layer.code_range
+    return trained

@@ -98,11 +98,6 @@ def save_torch(obj: Any, path) -> None:
     _atomic_write(path, lambda f: torch.save(obj, f))
 
 
-def load_torch(path) -> Any:
-    """``torch.load(..., weights_only=True)`` unchecked: prefer :func:`load_artifact`."""
-    return torch.load(path, map_location="cpu", weights_only=True)
-
-
 def save_json(obj: Any, path) -> None:
     """Pretty JSON, atomically."""
     save_text(json.dumps(obj, indent=2, default=str) + "\n", path)

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -85,22 +86,26 @@ def uninterrupted(tmp_path_factory):
     return tensors(out / "stack.pt")
 
 
+def kill_and_resume(seed: int, out: Path) -> dict:
+    """Seed ``seed``'s kills, then ``--resume`` until the run finishes; the kills, resumes and files left."""
+    rng = random.Random(seed)
+    # the first kill within the first 8 of 12 checkpoints, a second within the next 2: both land
+    kills = [run_and_kill(out, resume=i > 0, moment=moment, target=rng.randint(1, 8 if i == 0 else 2),
+                          delay=rng.uniform(0, 0.03)) for i, moment in enumerate(PLANS[seed])]
+    resumes = 0
+    while not (out / "stack.pt").exists() or (out / "checkpoint.pt").exists():
+        assert resumes < 3, f"seed {seed}: still not finished after {resumes} resumes"
+        run_and_kill(out, resume=True, moment="never", target=0, delay=0)
+        resumes += 1
+    return {"kills": kills, "resumes": resumes, "out": out, "files": sorted(os.listdir(out))}
+
+
 @pytest.fixture(scope="module")
 def killed_runs(tmp_path_factory):
-    """For each seed: the kills, the resumes it took to finish, and the folder left behind."""
-    runs = {}
-    for seed, moments in PLANS.items():
-        rng, out = random.Random(seed), tmp_path_factory.mktemp(f"killed{seed}") / "run"
-        # the first kill within the first 8 of 12 checkpoints, the second within the next 2: both land
-        kills = [run_and_kill(out, resume=i > 0, moment=moment, target=rng.randint(1, 8 if i == 0 else 2),
-                              delay=rng.uniform(0, 0.03)) for i, moment in enumerate(moments)]
-        resumes = 0
-        while not (out / "stack.pt").exists() or (out / "checkpoint.pt").exists():
-            assert resumes < 3, f"seed {seed}: still not finished after {resumes} resumes"
-            run_and_kill(out, resume=True, moment="never", target=0, delay=0)
-            resumes += 1
-        runs[seed] = {"kills": kills, "resumes": resumes, "out": out, "files": sorted(os.listdir(out))}
-    return runs
+    """Every seed's killed and resumed run, the seeds side by side (each process is mostly torch's import)."""
+    outs = {seed: tmp_path_factory.mktemp(f"killed{seed}") / "run" for seed in PLANS}
+    with ThreadPoolExecutor(len(PLANS)) as pool:
+        return dict(zip(outs, pool.map(kill_and_resume, outs, outs.values())))
 
 
 def test_every_kill_landed(killed_runs):

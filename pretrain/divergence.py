@@ -110,9 +110,10 @@ class Guard:
         """Lower the rate (to the kind's default when above it), and, for Gaussian units, standardise."""
         layer_cls = get_layer_class(self.spec.kind)
         default = layer_cls.default_lr
-        suggestion = default if self.lr > default else self.lr / 10
+        above = not self.lr <= default  # NaN counts as above: the suggestion must be a valid rate
+        suggestion = default if above else self.lr / 10
         text = f"lower its learning rate ({self.lr:g}), e.g. -l {replace(self.spec, lr=suggestion)}"
-        if self.lr > default:
+        if above:
             text += f" ({self.spec.kind}'s default)"
         if layer_cls.input_range == "real":
             text += "; Gaussian units also need standardised input (zero mean, unit variance)"

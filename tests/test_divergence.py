@@ -79,6 +79,7 @@ def test_each_rule_names_what_went_wrong(spoil, metrics, problem):
     ("rbm:8,pcd=true", 5.0, "lower its learning rate (5), e.g. -l rbm:8,pcd=True,lr=0.1 (rbm's default)"),
     ("ae:8,noise=mask:0.3", 0.0005, "lower its learning rate (0.0005), e.g. -l ae:8,noise=mask:0.3,lr=5e-05"),
     ("grbm:8", 1.0, "-l grbm:8,lr=0.01 (grbm's default); Gaussian units also need standardised input"),
+    ("rbm:8", float("nan"), "lower its learning rate (nan), e.g. -l rbm:8,lr=0.1 (rbm's default)"),
 ])
 def test_the_remedy_keeps_the_layer_and_suggests_a_rate(spec, lr, remedy):
     assert remedy in Guard(LayerSpec.parse(spec), 0, lr, reference=0.1).remedy()

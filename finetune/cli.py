@@ -6,7 +6,7 @@ import warnings
 
 import click
 
-from pretrain.commandline import (CONTEXT, Parsed, command_line, common_options, data_help, report_errors,
+from pretrain.commandline import (CONTEXT, Finite, Parsed, command_line, common_options, data_help, report_errors,
                                   usage_error)
 
 from .schedule import SCHEDULES
@@ -45,7 +45,7 @@ def _head(text):
     return parse_head(text)
 
 
-POSITIVE = click.FloatRange(min=0, min_open=True)
+POSITIVE = Finite(min=0, min_open=True)
 
 
 @click.command("finetune", context_settings=CONTEXT, epilog=data_help())

@@ -4,7 +4,7 @@ Heavy imports (torch, torchvision) happen inside the command so ``--help`` is in
 """
 import click
 
-from .commandline import CONTEXT, Parsed, common_options, data_help, report_errors, usage_error
+from .commandline import CONTEXT, Finite, Parsed, common_options, data_help, report_errors, usage_error
 
 
 def list_layers_callback(ctx, _param, value):
@@ -28,10 +28,10 @@ def parse_layer(text: str):
 @click.option("--epochs", default=10, type=click.IntRange(min=1),
               help="Epochs per layer (per-layer override: epochs=N in the spec).")
 @click.option("--batch-size", default=100, type=click.IntRange(min=1))
-@click.option("--lr", default=0.0, type=click.FloatRange(min=0),
+@click.option("--lr", default=0.0, type=Finite(min=0),
               help="Learning rate (0: each kind's default; per-layer: lr=X in the spec).")
 @click.option("--seed", default=0, type=click.IntRange(min=0), help="Seed for initialisation, shuffling and sampling.")
-@click.option("--val-fraction", default=0.05, type=click.FloatRange(0, 1, max_open=True),
+@click.option("--val-fraction", default=0.05, type=Finite(0, 1, max_open=True),
               help="Held-out slice of the pretraining data for monitoring.")
 @click.option("--cache-dir", type=click.Path(file_okay=False),
               help="Keep the cached codes in memory-mapped files here (data bigger than RAM); private to the run.")

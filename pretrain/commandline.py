@@ -7,6 +7,7 @@ range, a missing argument), 1 for a failure (one ``Error: ...`` line: a
 missing file, a diverged run), 130 on Ctrl-C; never a traceback for either.
 """
 import functools
+import math
 import re
 import sys
 from typing import Callable
@@ -26,6 +27,21 @@ def data_help() -> str:
     return "\b\nDATA is one of:\n" + describe_specs()
 
 
+def one_line(message: str) -> str:
+    """``message`` with control characters (a newline typed into a path) escaped, so it stays one line."""
+    return re.sub(r"[\x00-\x1f\x7f]", lambda m: repr(m.group())[1:-1], message)
+
+
+class Finite(click.FloatRange):
+    """A float range that also refuses NaN and infinity (``nan < min`` is False, so a plain range lets NaN in)."""
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{number} is not a finite number", param, ctx)
+        return number
+
+
 class Parsed(click.ParamType):
     """A click type for a value our own parser reads: its one-line error becomes a usage error (exit 2)."""
 
@@ -41,7 +57,7 @@ class Parsed(click.ParamType):
         try:
             return self.parse(value)
         except LayerwiseError as error:
-            self.fail(str(error), param, ctx)
+            self.fail(one_line(str(error)), param, ctx)
 
 
 def in_flags(message: str, command: click.Command) -> str:
@@ -66,7 +82,7 @@ def report_errors(command):
         try:
             return command(*args, **kwargs)
         except LayerwiseError as error:
-            raise click.ClickException(in_flags(str(error), click.get_current_context().command)) from None
+            raise click.ClickException(one_line(in_flags(str(error), click.get_current_context().command))) from None
         except KeyboardInterrupt:
             click.echo("Interrupted: the last finished epoch is checkpointed; rerun with --resume.", err=True)
             sys.exit(130)
@@ -98,7 +114,7 @@ def command_line(ctx: click.Context) -> list:
 
 def usage_error(message: str) -> click.UsageError:
     """A usage mistake found after parsing (a missing argument, options that do not go together): exit 2."""
-    return click.UsageError(message, click.get_current_context(silent=True))
+    return click.UsageError(one_line(message), click.get_current_context(silent=True))
 
 
 def common_options(command):

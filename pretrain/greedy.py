@@ -21,6 +21,7 @@ from .batches import map_batches
 from .checkpoint import CHECKPOINT_REMEDY, Run, layer_seed, random_state, restore_random_state
 from .data import Dataset, resolve_data
 from .device import resolve_device
+from .divergence import Guard, check_input, mean_error
 from .errors import LayerwiseError
 from .io import check_writable, load_state, rebuilding
 from .layers import Layer, LayerSpec, get_layer_class
@@ -31,8 +32,6 @@ from .stack import Stack, load_stack, versions
 
 #: training rows used to report the training reconstruction error (at least the held-out size).
 MIN_MONITOR_ROWS = 1000
-#: an epoch whose reconstruction error exceeds this many times that of reconstructing zeros has diverged.
-DIVERGENCE_FACTOR = 10.0
 #: rows per chunk when codes are computed for the layer above.
 ENCODE_ROWS = 4096
 
@@ -58,33 +57,24 @@ def encode(layer: Layer, x: torch.Tensor, path: Optional[Path] = None) -> torch.
 
 
 @torch.no_grad()
+def reconstruction_error(layer: Layer, x: torch.Tensor, batch_size: int) -> float:
+    """Mean squared error per input unit of the layer's reconstruction of ``x``, in chunks."""
+    layer.eval()
+    errors = map_batches(lambda chunk: layer.reconstruction_error(chunk).reshape(1) * len(chunk),
+                         x, batch_size, device=next(layer.parameters()).device)
+    return float(errors.sum()) / max(len(x), 1)
+
+
+@torch.no_grad()
 def epoch_metrics(layer: Layer, train: torch.Tensor, val: torch.Tensor, batch_size: int) -> Dict[str, float]:
     """Reconstruction error (same definition on both slices) plus the layer's own monitors."""
     layer.eval()
     device = next(layer.parameters()).device
-
-    def error(x):
-        errors = map_batches(lambda chunk: layer.reconstruction_error(chunk).reshape(1) * len(chunk),
-                             x, batch_size, device=device)
-        return float(errors.sum()) / max(len(x), 1)
-
-    metrics = {"recon_train": error(train)}
+    metrics = {"recon_train": reconstruction_error(layer, train, batch_size)}
     if len(val):  # no held-out slice with --val-fraction 0
-        metrics["recon_val"] = error(val)
+        metrics["recon_val"] = reconstruction_error(layer, val, batch_size)
         metrics.update(layer.monitors(train[:batch_size * 10].to(device), val[:batch_size * 10].to(device)))
     return metrics
-
-
-def check_divergence(metrics: Dict[str, float], baseline: float, spec: LayerSpec, index: int,
-                     epoch: int, lr: float) -> None:
-    """Stop with a message naming the remedy when training blew up (NaN/inf or exploding error)."""
-    error = metrics.get("recon_val", metrics["recon_train"])
-    if np.isfinite([metrics["loss"], metrics["recon_train"], error]).all() and error <= DIVERGENCE_FACTOR * baseline:
-        return
-    raise LayerwiseError(
-        f"layer {index + 1} ({spec}) diverged in epoch {epoch} (reconstruction error "
-        f"{error:.3g}, mean square input {baseline:.3g}): lower its learning rate, e.g. "
-        f"-l {spec.kind}:{spec.units},lr={lr / 10:g}, and standardise real-valued input")
 
 
 def run_epoch(layer: Layer, optimizer: torch.optim.Optimizer, x: torch.Tensor, batch_size: int,
@@ -123,21 +113,22 @@ def train_layer(layer: Layer, spec: LayerSpec, index: int, run: Run, x_train: to
     device = next(layer.parameters()).device
     optimizer = layer_optimizer(layer, lr)
     start_epoch = 0
+    monitor_rows = x_train[:max(len(x_val), MIN_MONITOR_ROWS)]
+    layer.init_from_data(x_train[:10000].to(device))  # on a resume too: the guard's reference is the untrained layer
+    reported = x_val if len(x_val) else monitor_rows  # the slice whose error the epochs report
+    reference = max(mean_error(x_train, reported), reconstruction_error(layer, reported, batch_size))
+    guard = Guard(spec, index, lr, reference)
     if run.current is not None and run.current["index"] == index:
         layer.load_state_dict(run.current["layer"])
         optimizer.load_state_dict(run.current["optimizer"])
         restore_random_state(run.current["rng"])
         start_epoch = run.current["epoch"]
-    else:
-        layer.init_from_data(x_train[:10000].to(device))
-    monitor_rows = x_train[:max(len(x_val), MIN_MONITOR_ROWS)]
-    baseline = float(monitor_rows.pow(2).mean())
     for epoch in range(start_epoch, epochs):
         started = time.perf_counter()
         desc = f"layer {index + 1}/{len(run.layers)} {spec.kind}:{spec.units} epoch {epoch + 1}/{epochs}"
         loss = run_epoch(layer, optimizer, x_train, batch_size, desc if progress else None)
         metrics = {"loss": loss, **epoch_metrics(layer, monitor_rows, x_val, batch_size)}
-        check_divergence(metrics, baseline, spec, index, epoch + 1, lr)
+        guard.check(layer, metrics, epoch + 1)
         record = {"layer": index, "epoch": epoch + 1, **metrics, "seconds": time.perf_counter() - started}
         run.history.append(record)
         shown = "  ".join(f"{k} {v:.4g}" for k, v in record.items() if k not in ("layer", "epoch"))
@@ -206,6 +197,7 @@ def train_stack(dataset: Dataset, specs: Sequence[LayerSpec], run: Run, device: 
     raw = dataset.pretraining_images()
     if len(raw) < 2:
         raise LayerwiseError(f"pretraining needs at least 2 examples (got {len(raw)} sample)")
+    check_input(raw)
     first_range = get_layer_class(specs[0].kind).input_range
     preprocessing = Preprocessing.fit(raw, first_range)
     x = preprocessing(raw)
@@ -237,6 +229,8 @@ def train_layers(specs: Sequence[LayerSpec], run: Run, x_train: torch.Tensor, x_
             with rebuilding(run.checkpoint_path, "checkpoint", CHECKPOINT_REMEDY):
                 load_state(layer, run.finished[index], f"layer {index + 1} ({spec})")
         else:
+            if index:
+                check_input(x_train, f"the codes of layer {index}", f"retrain layer {index} with other options")
             train_layer(layer, spec, index, run, x_train, x_val, progress)
             run.finished.append(layer.state_dict())
             run.current = None

@@ -228,6 +228,9 @@ def _read_images(files: list) -> np.ndarray:
                 images.append(im)
         except OSError as err:
             raise LayerwiseError(f"cannot read image {path} ({err}): fix or remove it") from None
+        except Image.DecompressionBombError:
+            raise LayerwiseError(f"image {path} claims more than {2 * Image.MAX_IMAGE_PIXELS:,} pixels in its header "
+                                 "(a decompression bomb or a corrupt file): remove it or resize it") from None
     for path, im in zip(files, images):
         if im.size != images[0].size:
             raise LayerwiseError(f"images differ in size: {files[0]} is {images[0].size[0]}x"

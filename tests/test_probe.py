@@ -16,7 +16,7 @@ from finetune.classifier import Classifier, build_head
 from finetune.probe import C_GRID, FIXED_C, MAX_FOLDS, fit_linear_head
 from finetune.schedule import make_stages
 from finetune.sources import make_body
-from finetune.train import TrainSettings, score, train_classifier
+from finetune.train import TrainSettings, keep_better, score, train_classifier, trainable_state
 from pretrain import load_data, pretrain_stack
 
 SEEDS = (0, 1, 2)
@@ -126,8 +126,9 @@ def test_mlp_heads_still_train_with_adam(stack_dir, digits):
     assert stage["epochs"] >= 3 and "C" not in stage
 
 
+@pytest.mark.parametrize("schedule", ["two-stage", "gradual"])
 @pytest.mark.parametrize("lr", [1e-3, 1.0])
-def test_two_stage_never_ends_below_its_head_stage_on_validation(stack_dir, digits, lr):
+def test_fine_tuning_never_ends_below_its_head_stage_on_validation(stack_dir, digits, lr, schedule):
     body = make_body(stack_dir, digits)
     for seed in SEEDS:
         torch.manual_seed(seed)
@@ -137,9 +138,24 @@ def test_two_stage_never_ends_below_its_head_stage_on_validation(stack_dir, digi
         val = (x[val_rows], y[val_rows])
         model = Classifier(make_body(stack_dir, digits), build_head({"kind": "linear"}, 64, 10), {"kind": "linear"},
                            digits.classes)
-        history = train_classifier(model, make_stages("two-stage", 2), (x[fit_rows], y[fit_rows]), val,
+        history = train_classifier(model, make_stages(schedule, 2), (x[fit_rows], y[fit_rows]), val,
                                    TrainSettings(lr=lr, epochs=10, min_steps=50))
         final = score(model, model, val, torch.device("cpu"))[0]
         assert final >= history[0]["val_accuracy"], (seed, history)
-        if lr == 1.0:  # so large a rate wrecks the body: the head stage is what remains
-            assert history[-1]["kept"] == "head", history
+        if lr == 1.0:  # so large a rate wrecks the body: the head stage is what remains, refitted on all rows
+            assert history[-1]["kept"] == "head" and history[-1]["refit"]["C"] in C_GRID, history
+
+
+def test_keep_better_restores_the_head_stage_when_fine_tuning_scores_lower(stack_dir, digits):
+    body = make_body(stack_dir, digits)
+    rows = sample_labels(digits.y_train, Budget(per_class=10), 0)
+    x, y = body.preprocess(digits.x_train[rows]), torch.from_numpy(digits.y_train[rows])
+    model = Classifier(body, build_head({"kind": "linear"}, 64, 10), {"kind": "linear"}, digits.classes)
+    train_classifier(model, make_stages("linear", 2), (x, y), None, TrainSettings())
+    head_only = score(model, model, (x, y), torch.device("cpu")), trainable_state(model)
+    with torch.no_grad():
+        body.groups[0][0].weight.zero_()  # a "fine-tuned" body that has forgotten everything
+    assert keep_better(model, head_only, (x, y), torch.device("cpu")) == "head"
+    assert all(torch.equal(v, head_only[1][k]) for k, v in model.state_dict().items())
+    assert keep_better(model, ((-1.0, 0.0), head_only[1]), (x, y), torch.device("cpu")) == "fine-tuned"
+    assert keep_better(model, None, None, torch.device("cpu")) == "fine-tuned"  # no slice: the schedule asked for

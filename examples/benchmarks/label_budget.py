@@ -1,4 +1,4 @@
-"""Does pretraining help? A DBN pretrained without labels against its random-init control and raw pixels, by label budget.
+"""Does pretraining help? A DBN pretrained without labels against its random control and pixels, by label budget.
 
 Fashion-MNIST, a 784-1000-500-250 stack of RBMs pretrained greedily on the
 60,000 training images (labels unused), fine-tuned ``linear`` (a logistic

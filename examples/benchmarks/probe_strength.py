@@ -2,10 +2,13 @@
 
 Below 2 labels per class there is nothing to cross-validate, so the probe
 (:mod:`finetune.probe`) uses a fixed ``C``. This prints the ``C`` its
-cross-validation picks at 5 labels per class, for 3 label samples, on
-pixels and on a pretrained stack's top features, for each data set given::
+cross-validation picks at 5 labels per class, for ``--seeds`` label samples,
+on pixels and on a pretrained stack's top features, for each data set given.
+The figures in :mod:`finetune.probe` came from::
 
-    python examples/benchmarks/probe_strength.py digits=runs/digits-dbn \\
+    pretrain digits -l rbm:128,momentum=0.9 -l rbm:64,momentum=0.9 --epochs 30 -o runs/digits-dbn
+    python examples/benchmarks/label_budget.py --budgets 1   # pretrains runs/fashion-mnist-dbn
+    python examples/benchmarks/probe_strength.py --seeds 10 digits=runs/digits-dbn \\
         idx:/usr/share/datasets/fashion-mnist=runs/fashion-mnist-dbn
 """
 import argparse

@@ -28,7 +28,7 @@ from .cells import execute
 from .classifier import Classifier, build_head, parse_head
 from .schedule import check_schedule, make_stages
 from .sources import Source, parse_source
-from .train import TrainSettings, evaluate, train_classifier
+from .train import TrainSettings, test_metrics, train_classifier
 
 PREPROCESS_CHUNK = 1024
 
@@ -126,11 +126,12 @@ class Experiment:
         history = train_classifier(model, self.stages(schedule, body), (inputs[fit_rows], y[fit_rows]), val,
                                    self.options.settings, desc)
         seconds = time.perf_counter() - started
-        metrics = evaluate(model, test_inputs, self.dataset.y_test, self.n_classes, self.options.settings.device)
+        metrics = test_metrics(model, test_inputs, self.dataset.y_test, self.n_classes, self.options.settings.device)
         model.metrics = {"source": source, "schedule": schedule,
                          "labels_per_class": budget.labels_per_class(self.n_classes), "labels": len(labels),
                          "n_classes": self.n_classes, "seed": seed, **metrics, "train_seconds": round(seconds, 3),
-                         "epochs": sum(stage["epochs"] for stage in history), "history": history}
+                         "epochs": sum(stage["epochs"] for stage in history), "C": history[0].get("C"),
+                         "kept": history[-1].get("kept"), "history": history}
         progress_line(f"{desc}: test accuracy {metrics['test_accuracy']:.3f} ({seconds:.1f} s)", self.options.progress)
         return model
 

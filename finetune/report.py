@@ -18,7 +18,7 @@ import numpy as np
 from pretrain.io import save_json, save_text
 
 FIELDS = ("source", "schedule", "labels_per_class", "labels", "n_classes", "seed", "test_accuracy", "macro_f1",
-          "train_seconds", "epochs")
+          "train_seconds", "epochs", "C", "kept")
 # In the plot a source keeps its colour and a schedule its line style and marker.
 LINESTYLES = ("-", "--", ":", "-.")
 MARKERS = ("o", "s", "^", "D")

@@ -40,6 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pretrain.batches import map_batches
 from pretrain.progress import progress_bar
 
 from .classifier import Classifier
@@ -73,13 +74,12 @@ def run_bottom(model: Classifier, x: torch.Tensor, stop: int, device: torch.devi
     if stop == 0:
         return x.to(device)
     model.body.eval()
-    return torch.cat([model.body.forward_range(chunk.to(device), 0, stop) for chunk in x.split(batch_size)])
+    return map_batches(lambda chunk: model.body.forward_range(chunk, 0, stop), x, batch_size, device=device)
 
 
-@torch.no_grad()
 def logits_of(forward: Callable, x: torch.Tensor, device: torch.device, batch_size: int = 1024) -> torch.Tensor:
     """``forward`` over ``x`` in chunks, no autograd."""
-    return torch.cat([forward(chunk.to(device)) for chunk in x.split(batch_size)])
+    return map_batches(forward, x, batch_size, device=device)
 
 
 def score(model: Classifier, forward: Callable, val: Split, device: torch.device) -> Tuple[float, float]:
@@ -95,7 +95,7 @@ def trainable_state(modules: nn.Module) -> Dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in modules.state_dict().items()}
 
 
-def build_optimizer(model: Classifier, stage: Stage, settings: TrainSettings) -> torch.optim.Optimizer:
+def stage_optimizer(model: Classifier, stage: Stage, settings: TrainSettings) -> torch.optim.Optimizer:
     """Adam over the head and the stage's trainable groups at their discriminative rates."""
     return torch.optim.Adam(param_groups(model.body, model.head, stage, settings.lr))
 
@@ -111,7 +111,7 @@ def probe_stage(model: Classifier, stage: Stage, fit: Split, val: Optional[Split
     device = settings.device
     freeze_to(model.body, stage.frozen)
     features = run_bottom(model, fit[0], stage.frozen, device)
-    result = fit_linear_head(model.head, features, fit[1], len(model.classes))
+    result = fit_linear_head(model.head, features, fit[1], len(model.classes_))
     model.eval()
     val_accuracy = None
     if val is not None:
@@ -134,7 +134,7 @@ def train_stage(model: Classifier, stage: Stage, fit: Split, val: Optional[Split
         return model.head(model.body.forward_range(features, stage.frozen))
 
     trained = nn.ModuleList([*list(model.body.groups)[stage.frozen:], model.head])
-    optimizer = build_optimizer(model, stage, settings)
+    optimizer = stage_optimizer(model, stage, settings)
     steps_per_epoch = math.ceil(len(x_fit) / settings.batch_size)
     min_epochs = math.ceil(settings.min_steps / steps_per_epoch)
     best, best_state, stale, steps, epoch = None, None, 0, 0, 0
@@ -209,7 +209,7 @@ def keep_better(model: Classifier, head_only: Optional[tuple], val: Optional[Spl
     return "head"
 
 
-def evaluate(model: Classifier, x: torch.Tensor, y: np.ndarray, n_classes: int,
+def test_metrics(model: Classifier, x: torch.Tensor, y: np.ndarray, n_classes: int,
              device: torch.device) -> Dict[str, float]:
     """Test accuracy and macro-averaged F1 of preprocessed inputs ``x`` with labels ``y``."""
     from sklearn.metrics import f1_score

@@ -14,7 +14,7 @@ from finetune.classifier import Classifier, build_head, parse_head
 from finetune.freezing import freeze_to
 from finetune.report import format_table, write_report
 from finetune.schedule import make_stages
-from finetune.train import TrainSettings, build_optimizer
+from finetune.train import TrainSettings, stage_optimizer
 from pretrain.errors import LayerwiseError
 
 
@@ -74,13 +74,13 @@ def test_discriminative_rates_land_in_the_optimizer():
     body = batchnorm_body(3)
     model = Classifier(body, build_head({"kind": "linear"}, 8, 4), {"kind": "linear"}, list("abcd"))
     stage = make_stages("two-stage", 3, unfreeze=2, body_lr_scale=0.1, lr_decay=0.5)[1]
-    optimizer = build_optimizer(model, stage, TrainSettings(lr=0.01))
+    optimizer = stage_optimizer(model, stage, TrainSettings(lr=0.01))
     rates = {group["name"]: group["lr"] for group in optimizer.param_groups}
     assert rates == pytest.approx({"head": 0.01, "group3": 0.001, "group2": 0.0005})
     in_optimizer = {id(p) for group in optimizer.param_groups for p in group["params"]}
     assert in_optimizer.isdisjoint(id(p) for p in body.groups[0].parameters())
     assert {id(p) for p in body.groups[2].parameters()} <= in_optimizer
-    full = build_optimizer(model, make_stages("full", 3)[0], TrainSettings(lr=0.01))
+    full = stage_optimizer(model, make_stages("full", 3)[0], TrainSettings(lr=0.01))
     assert {group["lr"] for group in full.param_groups} == {0.01}
 
 

@@ -15,7 +15,7 @@ from finetune.budget import Budget, sample_labels, validation_split
 from finetune.classifier import Classifier, build_head
 from finetune.probe import C_GRID, FIXED_C, MAX_FOLDS, fit_linear_head
 from finetune.schedule import make_stages
-from finetune.sources import make_body
+from finetune.sources import load_source
 from finetune.train import TrainSettings, keep_better, score, train_classifier, trainable_state
 from pretrain import load_data, pretrain_stack
 
@@ -73,7 +73,7 @@ def test_probe_on_pixels_matches_sklearn_at_5_labels_per_class(digits):
 
 
 def test_linear_schedule_on_stack_features_matches_sklearn_at_5_labels_per_class(stack_dir, digits):
-    body = make_body(stack_dir, digits).eval()
+    body = load_source(stack_dir, digits).body().eval()
     with torch.no_grad():
         features, test_features = body(body.preprocess(digits.x_train)), body(body.preprocess(digits.x_test))
     ours, theirs = [], []
@@ -129,15 +129,15 @@ def test_mlp_heads_still_train_with_adam(stack_dir, digits):
 @pytest.mark.parametrize("schedule", ["two-stage", "gradual"])
 @pytest.mark.parametrize("lr", [1e-3, 1.0])
 def test_fine_tuning_never_ends_below_its_head_stage_on_validation(stack_dir, digits, lr, schedule):
-    body = make_body(stack_dir, digits)
+    body = load_source(stack_dir, digits).body()
     for seed in SEEDS:
         torch.manual_seed(seed)
         rows = sample_labels(digits.y_train, Budget(per_class=10), seed)
         x, y = body.preprocess(digits.x_train[rows]), torch.from_numpy(digits.y_train[rows])
         fit_rows, val_rows = validation_split(y.numpy(), seed)
         val = (x[val_rows], y[val_rows])
-        model = Classifier(make_body(stack_dir, digits), build_head({"kind": "linear"}, 64, 10), {"kind": "linear"},
-                           digits.classes)
+        model = Classifier(load_source(stack_dir, digits).body(), build_head({"kind": "linear"}, 64, 10), {"kind": "linear"},
+                           digits.class_names)
         history = train_classifier(model, make_stages(schedule, 2), (x[fit_rows], y[fit_rows]), val,
                                    TrainSettings(lr=lr, epochs=10, min_steps=50))
         final = score(model, model, val, torch.device("cpu"))[0]
@@ -147,10 +147,10 @@ def test_fine_tuning_never_ends_below_its_head_stage_on_validation(stack_dir, di
 
 
 def test_keep_better_restores_the_head_stage_when_fine_tuning_scores_lower(stack_dir, digits):
-    body = make_body(stack_dir, digits)
+    body = load_source(stack_dir, digits).body()
     rows = sample_labels(digits.y_train, Budget(per_class=10), 0)
     x, y = body.preprocess(digits.x_train[rows]), torch.from_numpy(digits.y_train[rows])
-    model = Classifier(body, build_head({"kind": "linear"}, 64, 10), {"kind": "linear"}, digits.classes)
+    model = Classifier(body, build_head({"kind": "linear"}, 64, 10), {"kind": "linear"}, digits.class_names)
     train_classifier(model, make_stages("linear", 2), (x, y), None, TrainSettings())
     head_only = score(model, model, (x, y), torch.device("cpu")), trainable_state(model)
     with torch.no_grad():

@@ -32,7 +32,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
 import finetune
 from finetune.body import Body
@@ -73,11 +72,6 @@ def merge(old: list, new: list) -> list:
     return [row for row in old if tuple(row[k] for k in ROW_KEY) not in fresh] + new
 
 
-def pixels_body(stack_body: Body, n_inputs: int) -> Body:
-    """The stack's preprocessed input as the body, through one parameter-free group (until ``--from pixels``)."""
-    return Body([nn.Identity()], [n_inputs], stack_body.preprocess, PIXELS, ["pixels"])
-
-
 def sklearn_probe(x: np.ndarray, y: np.ndarray, x_test: np.ndarray, seed: int = 0):
     """scikit-learn's ``LogisticRegression`` with ``C`` chosen by the rule of :mod:`finetune.probe`: (predictions, C).
 
@@ -108,27 +102,25 @@ def reference_row(experiment: Experiment, body: Body, budget, seed: int, inputs,
     predicted, C = sklearn_probe(x, labels, x_test)
     y_test, n_classes = experiment.dataset.y_test, experiment.n_classes
     return {"source": REFERENCE, "schedule": "linear", "labels_per_class": budget.labels_per_class(n_classes),
-            "labels": len(labels), "seed": seed, "test_accuracy": float(np.mean(predicted == y_test)),
+            "labels": len(labels), "n_classes": n_classes, "seed": seed, "test_accuracy": float(np.mean(predicted == y_test)),
             "macro_f1": float(f1_score(y_test, predicted, average="macro")),
             "train_seconds": round(time.perf_counter() - started, 3), "epochs": 0, "C": C}
 
 
-def budget_rows(experiment: Experiment, stack: str, budget, seeds: int) -> list:
+def budget_rows(experiment: Experiment, sources: dict, budget, seeds: int, test_inputs: dict) -> list:
     """Rows of every source and schedule at one budget; each row says the probe's C and what two-stage kept."""
-    sources = {PRETRAINED: stack, CONTROL: f"random:{stack}"}
     rows = []
     for seed in range(seeds):
-        bodies = {name: experiment.body(source, seed) for name, source in sources.items()}
         sample = experiment.x_train[experiment.sample(budget, seed)]
-        inputs = preprocess(bodies[PRETRAINED], sample)
-        test_inputs = preprocess(bodies[PRETRAINED], experiment.dataset.x_test)  # the control shares it
-        bodies[PIXELS] = pixels_body(bodies[PRETRAINED], inputs.shape[1])
-        for name, body in bodies.items():
+        for name, source in sources.items():
+            inputs = preprocess(experiment.body(source, seed), sample)
             for schedule in SCHEDULES if name != PIXELS else ("linear",):
-                model = experiment.run(name, body, schedule, budget, seed, inputs, test_inputs)
-                history = model.metrics.pop("history")
-                rows.append({**model.metrics, "C": history[0].get("C"), "kept": history[-1].get("kept")})
-        rows.append(reference_row(experiment, bodies[PRETRAINED], budget, seed, inputs, test_inputs))
+                model = experiment.run(name, experiment.body(source, seed), schedule, budget, seed, inputs,
+                                       test_inputs[name])
+                rows.append({k: v for k, v in model.metrics.items() if k != "history"})
+            if name == PRETRAINED:
+                rows.append(reference_row(experiment, experiment.body(source, seed), budget, seed, inputs,
+                                          test_inputs[name]))
     return rows
 
 
@@ -159,9 +151,9 @@ def target_lines(rows: list) -> list:
     return lines
 
 
-def write_results(rows: list, out: Path, n_classes: int, pretrain_seconds: float) -> None:
+def write_results(rows: list, out: Path, pretrain_seconds: float) -> None:
     """results.json/csv/md and learning_curves.png, with the commands, setup and targets appended to results.md."""
-    finetune.write_report(rows, out, n_classes)
+    finetune.write_report(rows, out)
     seconds = {source: sum(row["train_seconds"] for row in rows if row["source"] == source)
                for source in (PRETRAINED, CONTROL, PIXELS, REFERENCE)}
     kept = {budget: [row["kept"] for row in rows if row["schedule"] == "two-stage" and row["labels_per_class"] == budget
@@ -199,13 +191,16 @@ def main():
     dataset = load_data(args.data)
     out = Path(args.out)
     pretrain_seconds = ensure_stack(dataset, Path(args.stack), args.epochs_per_layer)
-    experiment = Experiment(dataset, Options(epochs=args.epochs))
+    experiment = Experiment(dataset, Options(epochs=args.epochs, progress=False))
+    sources = {PRETRAINED: experiment.bind(args.stack), CONTROL: experiment.bind(f"random:{args.stack}"),
+               PIXELS: experiment.bind("pixels")}
+    test_inputs = {name: preprocess(experiment.body(source, 0), dataset.x_test) for name, source in sources.items()}
     rows = load_rows(out)
     for budget in parse_budgets(args.budgets):
-        new = budget_rows(experiment, args.stack, budget, args.seeds)
+        new = budget_rows(experiment, sources, budget, args.seeds, test_inputs)
         rows = merge(rows, [{**row, "command": command} for row in new])
-        write_results(rows, out, dataset.n_classes, pretrain_seconds)
-        print(format_table(rows, dataset.n_classes), *target_lines(rows), sep="\n", flush=True)
+        write_results(rows, out, pretrain_seconds)
+        print(format_table(rows), *target_lines(rows), sep="\n", flush=True)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ Layer k trains on the codes of layers below it, computed ONCE in inference
 mode when layer k-1 finishes and kept in RAM (or in memory-mapped files
 private to the run under ``cache_dir``), never by re-running the frozen stack
 every batch. One loop trains every kind of layer:
-``loss = layer.loss(batch); loss.backward(); step``.
+``loss = layer.accumulate_gradients(batch); optimizer.step()`` (autograd of
+``layer.loss`` by default, a closed-form gradient for RBMs).
 
 The run's bookkeeping (checkpoint after every epoch, exact resume) lives in
 :mod:`pretrain.checkpoint`; this module is the loop.
@@ -103,11 +104,9 @@ def run_epoch(layer: Layer, optimizer: torch.optim.Optimizer, x: torch.Tensor, b
     for step, start in enumerate(bar):
         batch = x.index_select(0, order[start:start + batch_size]).to(device, non_blocking=True)
         optimizer.zero_grad(set_to_none=True)
-        loss = layer.loss(batch)
-        loss.backward()
+        loss = layer.accumulate_gradients(batch)
         optimizer.step()
-        loss = loss.detach()
-        total += loss * len(batch)
+        total.add_(loss, alpha=len(batch))
         if not bar.disable and step % 50 == 0:  # .item() waits for the device: only for a visible bar
             bar.set_postfix(loss=f"{loss.item():.4g}")
     return float(total) / max(len(x), 1)

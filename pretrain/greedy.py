@@ -41,9 +41,11 @@ ENCODE_ROWS = 4096
 def layer_optimizer(layer: Layer, lr: float) -> torch.optim.Optimizer:
     """SGD with the layer's momentum (RBMs), or Adam (autoencoders); weight decay on weights only."""
     groups = layer.parameter_groups(layer.hparams.get("weight_decay", 0.0))
+    # Decided here rather than by torch at every step: multi-tensor kernels pay on a GPU only.
+    foreach = next(layer.parameters()).is_cuda
     if layer.optimizer == "adam":
-        return torch.optim.Adam(groups, lr=lr)
-    return torch.optim.SGD(groups, lr=lr, momentum=layer.hparams.get("momentum", 0.0))
+        return torch.optim.Adam(groups, lr=lr, foreach=foreach)
+    return torch.optim.SGD(groups, lr=lr, momentum=layer.hparams.get("momentum", 0.0), foreach=foreach)
 
 
 def encode(layer: Layer, x: torch.Tensor, path: Optional[Path] = None) -> torch.Tensor:
@@ -98,18 +100,19 @@ def run_epoch(layer: Layer, optimizer: torch.optim.Optimizer, x: torch.Tensor, b
     """
     layer.train()
     device = next(layer.parameters()).device
-    order = torch.randperm(len(x)).to(x.device)
+    n_rows = x.shape[0]
+    order = torch.randperm(n_rows).to(x.device)
     total = torch.zeros((), device=device)
-    bar = progress_bar(range(0, len(x), batch_size), progress is not None, leave=False, unit="batch", desc=progress)
+    bar = progress_bar(range(0, n_rows, batch_size), progress is not None, leave=False, unit="batch", desc=progress)
     for step, start in enumerate(bar):
         batch = x.index_select(0, order[start:start + batch_size]).to(device, non_blocking=True)
-        optimizer.zero_grad(set_to_none=True)
+        layer.zero_grad(set_to_none=True)  # the optimizer's parameters, without its profiler hooks
         loss = layer.accumulate_gradients(batch)
         optimizer.step()
-        total.add_(loss, alpha=len(batch))
+        total.add_(loss, alpha=batch.shape[0])
         if not bar.disable and step % 50 == 0:  # .item() waits for the device: only for a visible bar
             bar.set_postfix(loss=f"{loss.item():.4g}")
-    return float(total) / max(len(x), 1)
+    return float(total) / max(n_rows, 1)
 
 
 def train_layer(layer: Layer, spec: LayerSpec, index: int, run: Run, x_train: torch.Tensor,

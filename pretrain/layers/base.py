@@ -86,7 +86,7 @@ def bernoulli_sample(p: torch.Tensor) -> torch.Tensor:
     the same samples as its float32 twin from the same seed (2^-24 is ample
     resolution for a Bernoulli draw).
     """
-    return (torch.rand(p.shape, dtype=torch.float32, device=p.device) < p).to(p.dtype)
+    return torch.rand(p.shape, dtype=torch.float32, device=p.device).lt_(p).to(p.dtype)
 
 
 class Layer(nn.Module, ABC):

@@ -7,7 +7,7 @@ Boltzmann machines using approximations to the likelihood gradient* (2008);
 Hinton, *A practical guide to training RBMs* (2010).
 """
 from abc import abstractmethod
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -117,7 +117,7 @@ class EnergyLayer(Layer):
             if not last or pcd:
                 h = bernoulli_sample(torch.sigmoid(pre))
         if pcd:
-            self.chain = h
+            self.chain.copy_(h)  # in place: cheaper than re-registering the buffer every step
         return v, pre
 
     def loss(self, v: torch.Tensor) -> torch.Tensor:
@@ -131,44 +131,42 @@ class EnergyLayer(Layer):
         """The gradient of :meth:`loss` in closed form, added to ``.grad`` without an autograd graph.
 
         With ``h = sigmoid(W v' + c)`` the hidden probabilities of each phase
-        (``n`` data rows, ``m`` chains), ``dW = mean_model[h v'^T] - mean_data[h v'^T]``,
-        ``dc = mean(h_model) - mean(h_data)``; the visible terms come from
-        :meth:`add_visible_gradients`. The sparsity penalty only changes the
-        data phase's hidden factor (:meth:`sparsity_factor`). It reuses the
-        pre-activations and probabilities the chain computed, so a CD-1 step
-        costs five ``batch x n_visible x n_hidden`` matrix products and a
-        few elementwise passes; a test checks it equals autograd of :meth:`loss`.
-        The returned gap uses ``softplus(x) = x - log sigmoid(x)``
-        (:func:`softplus_from_sigmoid`), which reuses the probabilities too.
+        (``n`` data rows, ``m`` chains), ``dW = mean_model[h v'^T] - mean_data[h v'^T]``
+        and ``dc = mean(h_model) - mean(h_data)``; the visible terms come from
+        :meth:`add_visible_gradients`, the sparsity penalty from
+        :meth:`sparsity_factor`. It reuses the pre-activations and
+        probabilities of the Gibbs chain, so a CD-1 step costs five
+        ``batch x n_visible x n_hidden`` matrix products and a few dozen small
+        operations (few enough for minibatches of 10 to stay cheap); a test
+        checks it equals autograd of :meth:`loss`.
         """
         pre_data = self.hidden_preactivation(v)
         h_data = torch.sigmoid(pre_data)
         v_model, pre_model = self.negative_phase(h_data)
         h_model = torch.sigmoid(pre_model)
-        n, m = len(v), len(v_model)
+        n, m = v.shape[0], v_model.shape[0]  # not len(): Tensor.__len__ costs microseconds
         factor, penalty = self.sparsity_factor(h_data)
-        x_model = self.scaled(v_model)
-        weight_grad = torch.mm(h_model.t(), x_model).addmm_(factor.t(), self.scaled(v), beta=1 / m, alpha=-1 / n)
+        weight_grad = torch.mm(h_model.t(), self.scaled(v_model))
+        weight_grad.addmm_(factor.t(), self.scaled(v), beta=1 / m, alpha=-1 / n)
         add_gradient(self.weight, weight_grad)
         add_gradient(self.hidden_bias, h_model.sum(0).div_(m).sub_(factor.sum(0), alpha=1 / n))
-        gap = self.add_visible_gradients(v, v_model, weight_grad)
-        hidden_gap = (softplus_from_sigmoid(pre_data, h_data).sum() / n
-                      - softplus_from_sigmoid(pre_model, h_model).sum() / m)
-        return gap - hidden_gap + penalty
+        loss = self.add_visible_gradients(v, v_model, weight_grad)
+        loss.sub_(F.softplus(pre_data).sum(), alpha=1 / n).add_(F.softplus(pre_model).sum(), alpha=1 / m)
+        return loss if penalty is None else loss.add_(penalty)
 
-    def sparsity_factor(self, h: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """The data phase's hidden factor in the gradient, and the penalty's value.
+    def sparsity_factor(self, h: torch.Tensor) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """The data phase's hidden factor in the gradient, and the penalty's value (None without a target).
 
         Without a sparsity target the factor is ``h``. With one, the penalty
         ``cost * sum_j KL(rho || q_j)``, ``q_j = mean_n h_nj``, adds
         ``dP/dpre_nj = h_nj (1 - h_nj) g_j / n`` with ``g_j = cost ((1 - rho)/(1 - q_j) - rho/q_j)``
         (0 where ``q`` is clamped, as in :func:`sparsity_penalty`); it enters
-        every gradient like the data term with the sign flipped, so the
+        every gradient as the data term does with the sign flipped, so the
         factor becomes ``h - h (1 - h) g``.
         """
         target = self.hparams["sparsity"]
         if not target:
-            return h, torch.zeros((), dtype=h.dtype, device=h.device)
+            return h, None
         cost, q = self.hparams["sparsity_cost"], h.mean(0)
         clamped = q.clamp(1e-6, 1 - 1e-6)
         g = cost * ((1 - target) / (1 - clamped) - target / clamped) * (clamped == q)
@@ -210,13 +208,3 @@ class EnergyLayer(Layer):
             self.chain = torch.empty_like(saved, device=self.weight.device)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
-
-def softplus_from_sigmoid(pre: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-    """``softplus(x) = x - log sigmoid(x)``, reusing ``h = sigmoid(x)``: cheap passes, no exp or log1p.
-
-    Exact up to an absolute rounding error of about ``1e-7 * |x|``, which is
-    plenty for the reported loss. Where the float sigmoid underflows (``x``
-    below about -87) softplus is under 1e-38: clamping ``h`` at the smallest
-    normal float and the result at 0 gives that 0.
-    """
-    return (pre - h.clamp(min=torch.finfo(h.dtype).tiny).log()).clamp_(min=0)

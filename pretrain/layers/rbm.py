@@ -56,7 +56,7 @@ class BernoulliRBM(EnergyLayer):
 
     def add_visible_gradients(self, v_data, v_model, weight_grad):
         """``db = mean(v_model) - mean(v_data)``; the visible gap is ``b.db``."""
-        grad = v_model.mean(0).sub_(v_data.mean(0))
+        grad = v_model.sum(0).div_(v_model.shape[0]).sub_(v_data.sum(0), alpha=1 / v_data.shape[0])
         add_gradient(self.visible_bias, grad)
         return self.visible_bias @ grad
 

@@ -2,6 +2,8 @@
 
 Heavy imports (torch, torchvision) happen inside the command so ``--help`` is instant.
 """
+import time
+
 import click
 
 from .commandline import CONTEXT, Parsed, common_options, data_help, report_errors, usage_error
@@ -41,12 +43,13 @@ def parse_layer(text: str):
 @click.option("--plots-only", type=click.Path(), metavar="STACK_DIR",
               help="Only draw the plots of an existing stack, then exit.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output (bars show only on a terminal anyway).")
+@click.option("--profile", is_flag=True, help="Print where the time went (imports, data, epochs, monitors, ...).")
 @click.option("--list-layers", is_flag=True, expose_value=False, is_eager=True, callback=list_layers_callback,
               help="Show the layer kinds and their options, then exit.")
 @common_options
 @report_errors
 def main(data, layers, out, epochs, batch_size, lr, seed, val_fraction, cache_dir, resume, overwrite, plots,
-         plots_only, quiet, device, threads, data_dir, split_seed):
+         plots_only, quiet, profile, device, threads, data_dir, split_seed):
     """Pretrain a stack greedily, one layer at a time, on the unlabeled images of DATA.
 
     \b
@@ -54,7 +57,12 @@ def main(data, layers, out, epochs, batch_size, lr, seed, val_fraction, cache_di
       pretrain digits -l rbm:256 -l rbm:128 -o runs/digits-dbn
       pretrain idx:data/fashion -l rbm:500 -l ae:250,noise=mask:0.3 -o runs/fm
     """
-    from .device import set_threads
+    started = time.perf_counter()
+    from .timing import phase, table
+    with phase("imports"):
+        from .data import load_data
+        from .device import set_threads
+        from .greedy import pretrain_stack
     set_threads(threads)
     if plots_only:
         return draw_saved_plots(plots_only, data_dir)
@@ -62,9 +70,8 @@ def main(data, layers, out, epochs, batch_size, lr, seed, val_fraction, cache_di
         raise usage_error("missing DATA: e.g. `pretrain digits -l rbm:256 -o runs/dbn`")
     if not layers:
         raise usage_error("no layers given: add at least one, e.g. -l rbm:500 (see --list-layers)")
-    from .data import load_data
-    from .greedy import pretrain_stack
-    dataset = load_data(data, data_dir=data_dir, split_seed=split_seed)
+    with phase("data loading"):
+        dataset = load_data(data, data_dir=data_dir, split_seed=split_seed)
     if not out:
         click.echo("Note: no -o given, so nothing will be saved.", err=True)
     stack = pretrain_stack(dataset, layers, out, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
@@ -74,9 +81,14 @@ def main(data, layers, out, epochs, batch_size, lr, seed, val_fraction, cache_di
     if out:
         click.echo(f"saved {out}/stack.pt and {out}/stack.json")
         if plots:
-            from .plots import plot_stack
-            for path in plot_stack(stack, out, dataset.example_images()):
+            with phase("plots"):
+                from .plots import plot_stack
+                written = plot_stack(stack, out, dataset.example_images())
+            for path in written:
                 click.echo(f"wrote {path}")
+    if profile:
+        click.echo(f"time in this command, {time.perf_counter() - started:.2f} s (python -X importtime "
+                   f"shows imports in detail):\n{table(time.perf_counter() - started)}", err=True)
 
 
 def draw_saved_plots(folder: str, data_dir) -> None:

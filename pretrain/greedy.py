@@ -29,6 +29,7 @@ from .layers import Layer, LayerSpec, get_layer_class
 from .preprocess import Preprocessing
 from .progress import progress_bar, progress_line
 from .stack import Stack, load_stack, versions
+from .timing import SECONDS, phase, timed
 
 #: training rows used to report the training reconstruction error (at least the held-out size).
 MIN_MONITOR_ROWS = 1000
@@ -48,6 +49,7 @@ def layer_optimizer(layer: Layer, lr: float) -> torch.optim.Optimizer:
     return torch.optim.SGD(groups, lr=lr, momentum=layer.hparams.get("momentum", 0.0), foreach=foreach)
 
 
+@timed("codes for the layer above")
 def encode(layer: Layer, x: torch.Tensor, path: Optional[Path] = None) -> torch.Tensor:
     """Codes of ``x`` in inference mode, computed once: in RAM, or memory-mapped at ``path``."""
     layer.eval()
@@ -60,15 +62,16 @@ def encode(layer: Layer, x: torch.Tensor, path: Optional[Path] = None) -> torch.
     return codes if path is not None else codes.to(x.device)
 
 
+@timed("monitors")
 @torch.no_grad()
 def epoch_metrics(layer: Layer, train: torch.Tensor, val: torch.Tensor, batch_size: int) -> Dict[str, float]:
     """Reconstruction error (same definition on both slices) plus the layer's own monitors."""
     layer.eval()
     device = next(layer.parameters()).device
 
-    def error(x):
+    def error(x):  # in chunks of ENCODE_ROWS: fewer, larger products than minibatches
         errors = map_batches(lambda chunk: layer.reconstruction_error(chunk).reshape(1) * len(chunk),
-                             x, batch_size, device=device)
+                             x, ENCODE_ROWS, device=device)
         return float(errors.sum()) / max(len(x), 1)
 
     metrics = {"recon_train": error(train)}
@@ -90,22 +93,55 @@ def check_divergence(metrics: Dict[str, float], baseline: float, spec: LayerSpec
         f"-l {spec.kind}:{spec.units},lr={lr / 10:g}, and standardise real-valued input")
 
 
+def device_batches(x: torch.Tensor, order: torch.Tensor, batch_size: int, device: torch.device):
+    """Yield the minibatches ``x[order[i:i + batch_size]]`` on ``device``.
+
+    Rows already on the device are gathered there (``index_select``: faster
+    than a DataLoader over in-memory tensors, and than ``x[rows]``). Rows in
+    host memory bound for a GPU (a memory-mapped cache) are gathered into one
+    of two small pinned staging buffers and copied asynchronously; a buffer is
+    refilled only after its previous copy has finished (a CUDA event), so the
+    host runs at most two batches ahead, and the memory map itself is never
+    pinned (pinning copies it into RAM).
+    """
+    starts = range(0, order.shape[0], batch_size)
+    if device.type != "cuda" or x.device == device:
+        for start in starts:
+            yield x.index_select(0, order[start:start + batch_size]).to(device)
+        return
+    staging = [torch.empty((batch_size, *x.shape[1:]), dtype=x.dtype, pin_memory=True) for _ in range(2)]
+    copied = [None, None]
+    for step, start in enumerate(starts):
+        slot = step % 2
+        if copied[slot] is not None:
+            copied[slot].synchronize()
+        rows = order[start:start + batch_size]
+        buffer = torch.index_select(x, 0, rows, out=staging[slot][:rows.shape[0]])
+        batch = buffer.to(device, non_blocking=True)
+        copied[slot] = torch.cuda.Event()
+        copied[slot].record()
+        yield batch
+
+
+@timed("training epochs")
 def run_epoch(layer: Layer, optimizer: torch.optim.Optimizer, x: torch.Tensor, batch_size: int,
               progress: Optional[str] = None) -> float:
     """One pass over ``x`` in a fresh random order; returns the mean loss.
 
-    Batches are gathered with ``index_select`` over a shuffled permutation
-    (faster than a DataLoader over in-memory tensors, and than ``x[rows]``).
-    ``progress`` is the bar's title, or None for no bar (a bar shows only on a terminal).
+    Per minibatch: ``layer.accumulate_gradients(batch)`` fills ``.grad`` (see
+    :meth:`pretrain.layers.Layer.accumulate_gradients`), then ``optimizer.step()``.
+    The losses are summed on the device: nothing waits for it inside the loop
+    except the progress bar's figure. ``progress`` is the bar's title, or None
+    for no bar (a bar shows only on a terminal).
     """
     layer.train()
     device = next(layer.parameters()).device
     n_rows = x.shape[0]
     order = torch.randperm(n_rows).to(x.device)
     total = torch.zeros((), device=device)
-    bar = progress_bar(range(0, n_rows, batch_size), progress is not None, leave=False, unit="batch", desc=progress)
-    for step, start in enumerate(bar):
-        batch = x.index_select(0, order[start:start + batch_size]).to(device, non_blocking=True)
+    bar = progress_bar(device_batches(x, order, batch_size, device), progress is not None,
+                       total=-(-n_rows // batch_size), leave=False, unit="batch", desc=progress)
+    for step, batch in enumerate(bar):
         layer.zero_grad(set_to_none=True)  # the optimizer's parameters, without its profiler hooks
         loss = layer.accumulate_gradients(batch)
         optimizer.step()
@@ -146,7 +182,8 @@ def train_layer(layer: Layer, spec: LayerSpec, index: int, run: Run, x_train: to
         progress_line(f"layer {index + 1} {spec} epoch {epoch + 1}/{epochs}  {shown}", progress)
         run.current = {"index": index, "epoch": epoch + 1, "layer": layer.state_dict(),
                        "optimizer": optimizer.state_dict(), "rng": random_state()}
-        run.save()
+        with phase("checkpoints"):
+            run.save()
 
 
 def split_validation(n: int, fraction: float, seed: int):
@@ -209,14 +246,18 @@ def finished_stack(run: Run) -> Stack:
 def train_stack(dataset: Dataset, specs: Sequence[LayerSpec], run: Run, device: torch.device,
                 cache_dir: Union[str, Path, None], progress: bool) -> Stack:
     """Fit the preprocessing, then train each layer on the cached codes of the layers below."""
-    raw = dataset.pretraining_images()
+    seconds_before = dict(SECONDS)
+    with phase("data loading"):
+        raw = dataset.pretraining_images()
     if len(raw) < 2:
         raise LayerwiseError(f"pretraining needs at least 2 examples (got {len(raw)} sample)")
     first_range = get_layer_class(specs[0].kind).input_range
-    preprocessing = Preprocessing.fit(raw, first_range)
-    x = preprocessing(raw)
-    train_rows, val_rows = split_validation(len(x), run.settings["val_fraction"], run.settings["seed"])
-    x_train, x_val = x[train_rows], x[val_rows]
+    with phase("preprocessing"):
+        preprocessing = Preprocessing.fit(raw, first_range)
+        train_rows, val_rows = split_validation(len(raw), run.settings["val_fraction"], run.settings["seed"])
+        # Split the raw rows, then convert each part once (no float copy of the whole set to index).
+        x_train = preprocessing(raw[train_rows.numpy()])
+        x_val = preprocessing(raw[val_rows.numpy()]) if len(val_rows) else x_train[:0]
     cache = private_cache(cache_dir)
     if cache is None:
         x_train, x_val = x_train.to(device), x_val.to(device)
@@ -239,10 +280,13 @@ def train_stack(dataset: Dataset, specs: Sequence[LayerSpec], run: Run, device: 
     del x_train, x_val  # release the memory maps before their folder goes
     if cache is not None:
         shutil.rmtree(cache, ignore_errors=True)
+    seconds = {name: round(total - seconds_before.get(name, 0.0), 3) for name, total in SECONDS.items()
+               if total != seconds_before.get(name)}
     info = {**run.settings, "layer_specs": run.layers, "n_train": len(train_rows), "n_val": len(val_rows),
-            "history": run.history, "versions": versions()}
+            "history": run.history, "seconds": seconds, "versions": versions()}
     stack = Stack([layer.cpu() for layer in trained], preprocessing, info)
     if run.out is not None:
-        stack.save(run.out)
-        run.close()
+        with phase("saving the stack"):
+            stack.save(run.out)
+            run.close()
     return stack

@@ -1,8 +1,9 @@
 """The fast paths: closed-form RBM gradients equal autograd, build no graph; CUDA paths where a GPU exists."""
+import numpy as np
 import pytest
 import torch
 
-from pretrain.greedy import layer_optimizer, run_epoch
+from pretrain.greedy import device_batches, layer_optimizer, run_epoch
 from pretrain.layers import LayerSpec
 
 RBM_SPECS = ["rbm:7", "rbm:7,pcd=true", "rbm:7,k=3", "rbm:7,negative_visible=sample,pcd=true",
@@ -88,3 +89,68 @@ def test_trainer_step_equals_a_hand_written_sgd_step_with_momentum():
         ref_opt.step()
     for got, want in zip(layer.parameters(), ref.parameters()):
         torch.testing.assert_close(got, want)
+
+
+def test_device_batches_are_the_shuffled_rows():
+    x = torch.arange(23 * 3, dtype=torch.float32).reshape(23, 3)
+    order = torch.randperm(23)
+    batches = list(device_batches(x, order, 5, torch.device("cpu")))
+    assert [len(b) for b in batches] == [5, 5, 5, 5, 3]
+    assert torch.equal(torch.cat(batches), x[order])
+
+
+@cuda
+def test_memory_mapped_rows_reach_the_gpu_through_pinned_staging(tmp_path):
+    rows = np.lib.format.open_memmap(tmp_path / "codes.npy", mode="w+", dtype=np.float32, shape=(1001, 7))
+    rows[:] = np.random.default_rng(0).random((1001, 7))
+    x = torch.from_numpy(rows)
+    order = torch.randperm(1001)
+    batches = [b.clone() for b in device_batches(x, order, 100, torch.device("cuda"))]
+    assert all(b.is_cuda for b in batches) and not x.is_pinned()
+    assert torch.equal(torch.cat(batches).cpu(), x[order])
+
+
+@cuda
+def test_gpu_training_from_a_memory_map_equals_training_from_gpu_memory(tmp_path):
+    rows = np.lib.format.open_memmap(tmp_path / "x.npy", mode="w+", dtype=np.float32, shape=(500, 12))
+    rows[:] = np.random.default_rng(1).random((500, 12))
+    stacks = []
+    for x in (torch.from_numpy(rows), torch.from_numpy(np.array(rows)).cuda()):
+        torch.manual_seed(0)
+        layer = LayerSpec.parse("rbm:7,pcd=true").build(12, "unit").cuda()
+        optimizer = layer_optimizer(layer, 0.1)
+        for _ in range(2):
+            run_epoch(layer, optimizer, x, 50)
+        stacks.append(layer.state_dict())
+    for name in stacks[0]:
+        assert torch.equal(stacks[0][name], stacks[1][name]), name
+
+
+@cuda
+def test_gpu_resume_equals_uninterrupted(tmp_path, monkeypatch):
+    """The CUDA generator's state is in the checkpoint, so a resumed GPU run draws the same samples."""
+    import pretrain
+    from pretrain import greedy
+
+    def run(out, **kwargs):
+        return pretrain.pretrain_stack("digits", ["rbm:16,pcd=true"], out, epochs=3, batch_size=50, seed=2,
+                                       device="cuda", progress=False, **kwargs)
+
+    whole = run(tmp_path / "whole")
+    real = greedy.run_epoch
+    calls = []
+
+    def crash_in_epoch_3(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(greedy, "run_epoch", crash_in_epoch_3)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "crashed")
+    monkeypatch.setattr(greedy, "run_epoch", real)
+    resumed = run(tmp_path / "crashed", resume=True)
+    for a, b in zip(whole.layers, resumed.layers):
+        for name, tensor in a.state_dict().items():
+            assert torch.equal(tensor, b.state_dict()[name]), name

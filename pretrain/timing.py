@@ -44,5 +44,5 @@ def timed(name: str):
 def table(total: float) -> str:
     """The phases, largest first, with their share of ``total`` and what no phase covers."""
     rows = sorted(SECONDS.items(), key=lambda item: -item[1])
-    rows.append(("other (interpreter start not included)", total - sum(SECONDS.values())))
+    rows.append(("other", total - sum(SECONDS.values())))
     return "\n".join(f"  {name:40s} {seconds:7.2f} s {seconds / total:6.1%}" for name, seconds in rows)

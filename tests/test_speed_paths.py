@@ -1,4 +1,6 @@
 """The fast paths: closed-form RBM gradients equal autograd, build no graph; CUDA paths where a GPU exists."""
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -154,3 +156,18 @@ def test_gpu_resume_equals_uninterrupted(tmp_path, monkeypatch):
     for a, b in zip(whole.layers, resumed.layers):
         for name, tensor in a.state_dict().items():
             assert torch.equal(tensor, b.state_dict()[name]), name
+
+
+def test_profile_shows_where_the_time_went_and_the_record_keeps_it(tmp_path):
+    from click.testing import CliRunner
+
+    from pretrain.cli import main
+    out = tmp_path / "run"
+    result = CliRunner().invoke(main, ["digits", "-l", "rbm:16", "-o", str(out), "--epochs", "2", "-q",
+                                       "--no-plots", "--profile"])
+    assert result.exit_code == 0, result.output
+    for phase in ("training epochs", "monitors", "checkpoints", "preprocessing", "data loading", "other"):
+        assert phase in result.output
+    seconds = json.loads((out / "stack.json").read_text())["seconds"]
+    assert {"training epochs", "monitors", "checkpoints", "preprocessing"} <= set(seconds)
+    assert all(value >= 0 for value in seconds.values())

@@ -145,13 +145,13 @@ class EnergyLayer(Layer):
         v_model, pre_model = self.negative_phase(h_data)
         h_model = torch.sigmoid(pre_model)
         n, m = v.shape[0], v_model.shape[0]  # not len(): Tensor.__len__ costs microseconds
+        softplus_gap = softplus_sum(pre_data, h_data).div_(n).sub_(softplus_sum(pre_model, h_model), alpha=1 / m)
         factor, penalty = self.sparsity_factor(h_data)
         weight_grad = torch.mm(h_model.t(), self.scaled(v_model))
         weight_grad.addmm_(factor.t(), self.scaled(v), beta=1 / m, alpha=-1 / n)
         add_gradient(self.weight, weight_grad)
         add_gradient(self.hidden_bias, h_model.sum(0).div_(m).sub_(factor.sum(0), alpha=1 / n))
-        loss = self.add_visible_gradients(v, v_model, weight_grad)
-        loss.sub_(F.softplus(pre_data).sum(), alpha=1 / n).add_(F.softplus(pre_model).sum(), alpha=1 / m)
+        loss = self.add_visible_gradients(v, v_model, weight_grad).sub_(softplus_gap)
         return loss if penalty is None else loss.add_(penalty)
 
     def sparsity_factor(self, h: torch.Tensor) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
@@ -208,3 +208,16 @@ class EnergyLayer(Layer):
             self.chain = torch.empty_like(saved, device=self.weight.device)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
+
+def softplus_sum(pre: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    """``sum softplus(x)`` over all entries, as ``sum x - sum log h`` with ``h = sigmoid(x)`` already computed.
+
+    One logarithm per entry where ``F.softplus`` takes an exponential and a
+    logarithm: at 100 x 500 on one core 24 us against 86 us (a CD-1 step is
+    about 3 ms), and no slower at 10 x 100. Below ``x = -87`` (float32)
+    ``h`` is clamped at the smallest normal float, which understates those
+    entries' softplus (about ``e^x``) by ``-87 - x``: an error in the reported
+    loss only, not seen in practice (the pre-activations of a Fashion-MNIST
+    RBM after 10 epochs stay above -67).
+    """
+    return pre.sum() - h.clamp(min=torch.finfo(h.dtype).tiny).log_().sum()

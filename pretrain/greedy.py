@@ -39,8 +39,14 @@ DIVERGENCE_FACTOR = 10.0
 ENCODE_ROWS = 4096
 
 
+@timed("optimizer setup")
 def layer_optimizer(layer: Layer, lr: float) -> torch.optim.Optimizer:
-    """SGD with the layer's momentum (RBMs), or Adam (autoencoders); weight decay on weights only."""
+    """SGD with the layer's momentum (RBMs), or Adam (autoencoders); weight decay on weights only.
+
+    The first optimizer of a process imports ``torch._dynamo`` (torch.optim's
+    methods are wrapped by ``torch._disable_dynamo``): over a second on a
+    2-core machine, which ``pretrain --profile`` shows as "optimizer setup".
+    """
     groups = layer.parameter_groups(layer.hparams.get("weight_decay", 0.0))
     # Decided here rather than by torch at every step: multi-tensor kernels pay on a GPU only.
     foreach = next(layer.parameters()).is_cuda

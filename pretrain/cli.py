@@ -2,9 +2,13 @@
 
 Heavy imports (torch, torchvision) happen inside the command so ``--help`` is instant.
 """
-import click
+import time
 
-from .commandline import CONTEXT, Finite, Parsed, common_options, data_help, report_errors, usage_error
+STARTED = time.perf_counter()  # for --profile: imports and argument parsing count from here
+
+import click  # noqa: E402
+
+from .commandline import CONTEXT, Finite, Parsed, common_options, data_help, report_errors, usage_error  # noqa: E402
 
 
 def list_layers_callback(ctx, _param, value):
@@ -41,12 +45,13 @@ def parse_layer(text: str):
 @click.option("--plots-only", type=click.Path(), metavar="STACK_DIR",
               help="Only draw the plots of an existing stack, then exit.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output (bars show only on a terminal anyway).")
+@click.option("--profile", is_flag=True, help="Print where the time went (imports, data, epochs, monitors, ...).")
 @click.option("--list-layers", is_flag=True, expose_value=False, is_eager=True, callback=list_layers_callback,
               help="Show the layer kinds and their options, then exit.")
 @common_options
 @report_errors
 def main(data, layers, out, epochs, batch_size, lr, seed, val_fraction, cache_dir, resume, overwrite, plots,
-         plots_only, quiet, device, threads, data_dir, split_seed):
+         plots_only, quiet, profile, device, threads, data_dir, split_seed):
     """Pretrain a stack greedily, one layer at a time, on the unlabeled images of DATA.
 
     \b
@@ -54,7 +59,11 @@ def main(data, layers, out, epochs, batch_size, lr, seed, val_fraction, cache_di
       pretrain digits -l rbm:256 -l rbm:128 -o runs/digits-dbn
       pretrain idx:data/fashion -l rbm:500 -l ae:250,noise=mask:0.3 -o runs/fm
     """
+    from .timing import SECONDS, phase, table
+    SECONDS["imports and argument parsing"] = time.perf_counter() - STARTED
+    from .data import load_data
     from .device import set_threads
+    from .greedy import pretrain_stack
     set_threads(threads)
     if plots_only:
         return draw_saved_plots(plots_only, data_dir)
@@ -62,9 +71,8 @@ def main(data, layers, out, epochs, batch_size, lr, seed, val_fraction, cache_di
         raise usage_error("missing DATA: e.g. `pretrain digits -l rbm:256 -o runs/dbn`")
     if not layers:
         raise usage_error("no layers given: add at least one, e.g. -l rbm:500 (see --list-layers)")
-    from .data import load_data
-    from .greedy import pretrain_stack
-    dataset = load_data(data, data_dir=data_dir, split_seed=split_seed)
+    with phase("data loading"):
+        dataset = load_data(data, data_dir=data_dir, split_seed=split_seed)
     if not out:
         click.echo("Note: no -o given, so nothing will be saved.", err=True)
     stack = pretrain_stack(dataset, layers, out, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
@@ -74,9 +82,15 @@ def main(data, layers, out, epochs, batch_size, lr, seed, val_fraction, cache_di
     if out:
         click.echo(f"saved {out}/stack.pt and {out}/stack.json")
         if plots:
-            from .plots import plot_stack
-            for path in plot_stack(stack, out, dataset.example_images()):
+            with phase("plots"):
+                from .plots import plot_stack
+                written = plot_stack(stack, out, dataset.example_images())
+            for path in written:
                 click.echo(f"wrote {path}")
+    if profile:
+        total = time.perf_counter() - STARTED
+        click.echo(f"where the {total:.2f} s went (python -X importtime details the imports):\n{table(total)}",
+                   err=True)
 
 
 def draw_saved_plots(folder: str, data_dir) -> None:

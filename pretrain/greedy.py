@@ -4,7 +4,8 @@ Layer k trains on the codes of layers below it, computed ONCE in inference
 mode when layer k-1 finishes and kept in RAM (or in memory-mapped files
 private to the run under ``cache_dir``), never by re-running the frozen stack
 every batch. One loop trains every kind of layer:
-``loss = layer.loss(batch); loss.backward(); step``.
+``loss = layer.accumulate_gradients(batch); optimizer.step()`` (autograd of
+``layer.loss`` by default, a closed-form gradient for RBMs).
 
 The run's bookkeeping (checkpoint after every epoch, exact resume) lives in
 :mod:`pretrain.checkpoint`; this module is the loop.
@@ -29,6 +30,7 @@ from .lock import OutputLock, PrivateCache, remove_orphans
 from .preprocess import Preprocessing
 from .progress import progress_bar, progress_line
 from .stack import Stack, load_stack, versions
+from .timing import SECONDS, phase, timed
 
 #: training rows used to report the training reconstruction error (at least the held-out size).
 MIN_MONITOR_ROWS = 1000
@@ -36,14 +38,23 @@ MIN_MONITOR_ROWS = 1000
 ENCODE_ROWS = 4096
 
 
+@timed("optimizer setup")
 def layer_optimizer(layer: Layer, lr: float) -> torch.optim.Optimizer:
-    """SGD with the layer's momentum (RBMs), or Adam (autoencoders); weight decay on weights only."""
+    """SGD with the layer's momentum (RBMs), or Adam (autoencoders); weight decay on weights only.
+
+    The first optimizer of a process imports ``torch._dynamo`` (torch.optim's
+    methods are wrapped by ``torch._disable_dynamo``): over a second on a
+    2-core machine, which ``pretrain --profile`` shows as "optimizer setup".
+    """
     groups = layer.parameter_groups(layer.hparams.get("weight_decay", 0.0))
+    # Decided here rather than by torch at every step: multi-tensor kernels pay on a GPU only.
+    foreach = next(layer.parameters()).is_cuda
     if layer.optimizer == "adam":
-        return torch.optim.Adam(groups, lr=lr)
-    return torch.optim.SGD(groups, lr=lr, momentum=layer.hparams.get("momentum", 0.0))
+        return torch.optim.Adam(groups, lr=lr, foreach=foreach)
+    return torch.optim.SGD(groups, lr=lr, momentum=layer.hparams.get("momentum", 0.0), foreach=foreach)
 
 
+@timed("codes for the layer above")
 def encode(layer: Layer, x: torch.Tensor, path: Optional[Path] = None) -> torch.Tensor:
     """Codes of ``x`` in inference mode, computed once: in RAM, or memory-mapped at ``path``."""
     layer.eval()
@@ -56,6 +67,7 @@ def encode(layer: Layer, x: torch.Tensor, path: Optional[Path] = None) -> torch.
     return codes if path is not None else codes.to(x.device)
 
 
+@timed("monitors")
 @torch.no_grad()
 def reconstruction_error(layer: Layer, x: torch.Tensor, batch_size: int) -> float:
     """Mean squared error per input unit of the layer's reconstruction of ``x``, in chunks."""
@@ -70,37 +82,69 @@ def epoch_metrics(layer: Layer, train: torch.Tensor, val: torch.Tensor, batch_si
     """Reconstruction error (same definition on both slices) plus the layer's own monitors."""
     layer.eval()
     device = next(layer.parameters()).device
-    metrics = {"recon_train": reconstruction_error(layer, train, batch_size)}
+    metrics = {"recon_train": reconstruction_error(layer, train, ENCODE_ROWS)}  # chunks: fewer, larger products
     if len(val):  # no held-out slice with --val-fraction 0
-        metrics["recon_val"] = reconstruction_error(layer, val, batch_size)
+        metrics["recon_val"] = reconstruction_error(layer, val, ENCODE_ROWS)
         metrics.update(layer.monitors(train[:batch_size * 10].to(device), val[:batch_size * 10].to(device)))
     return metrics
 
 
+def device_batches(x: torch.Tensor, order: torch.Tensor, batch_size: int, device: torch.device):
+    """Yield the minibatches ``x[order[i:i + batch_size]]`` on ``device``.
+
+    Rows already on the device are gathered there (``index_select``: faster
+    than a DataLoader over in-memory tensors, and than ``x[rows]``). Rows in
+    host memory bound for a GPU (a memory-mapped cache) are gathered into one
+    of two small pinned staging buffers and copied asynchronously; a buffer is
+    refilled only after its previous copy has finished (a CUDA event), so the
+    host runs at most two batches ahead, and the memory map itself is never
+    pinned (pinning copies it into RAM).
+    """
+    starts = range(0, order.shape[0], batch_size)
+    if device.type != "cuda" or x.device == device:
+        for start in starts:
+            yield x.index_select(0, order[start:start + batch_size]).to(device)
+        return
+    staging = [torch.empty((batch_size, *x.shape[1:]), dtype=x.dtype, pin_memory=True) for _ in range(2)]
+    copied = [None, None]
+    for step, start in enumerate(starts):
+        slot = step % 2
+        if copied[slot] is not None:
+            copied[slot].synchronize()
+        rows = order[start:start + batch_size]
+        buffer = torch.index_select(x, 0, rows, out=staging[slot][:rows.shape[0]])
+        batch = buffer.to(device, non_blocking=True)
+        copied[slot] = torch.cuda.Event()
+        copied[slot].record()
+        yield batch
+
+
+@timed("training epochs")
 def run_epoch(layer: Layer, optimizer: torch.optim.Optimizer, x: torch.Tensor, batch_size: int,
               progress: Optional[str] = None) -> float:
     """One pass over ``x`` in a fresh random order; returns the mean loss.
 
-    Batches are gathered with ``index_select`` over a shuffled permutation
-    (faster than a DataLoader over in-memory tensors, and than ``x[rows]``).
-    ``progress`` is the bar's title, or None for no bar (a bar shows only on a terminal).
+    Per minibatch: ``layer.accumulate_gradients(batch)`` fills ``.grad`` (see
+    :meth:`pretrain.layers.Layer.accumulate_gradients`), then ``optimizer.step()``.
+    The losses are summed on the device: nothing waits for it inside the loop
+    except the progress bar's figure. ``progress`` is the bar's title, or None
+    for no bar (a bar shows only on a terminal).
     """
     layer.train()
     device = next(layer.parameters()).device
-    order = torch.randperm(len(x)).to(x.device)
+    n_rows = x.shape[0]
+    order = torch.randperm(n_rows).to(x.device)
     total = torch.zeros((), device=device)
-    bar = progress_bar(range(0, len(x), batch_size), progress is not None, leave=False, unit="batch", desc=progress)
-    for step, start in enumerate(bar):
-        batch = x.index_select(0, order[start:start + batch_size]).to(device, non_blocking=True)
-        optimizer.zero_grad(set_to_none=True)
-        loss = layer.loss(batch)
-        loss.backward()
+    bar = progress_bar(device_batches(x, order, batch_size, device), progress is not None,
+                       total=-(-n_rows // batch_size), leave=False, unit="batch", desc=progress)
+    for step, batch in enumerate(bar):
+        layer.zero_grad(set_to_none=True)  # the optimizer's parameters, without its profiler hooks
+        loss = layer.accumulate_gradients(batch)
         optimizer.step()
-        loss = loss.detach()
-        total += loss * len(batch)
+        total.add_(loss, alpha=batch.shape[0])
         if not bar.disable and step % 50 == 0:  # .item() waits for the device: only for a visible bar
             bar.set_postfix(loss=f"{loss.item():.4g}")
-    return float(total) / max(len(x), 1)
+    return float(total) / max(n_rows, 1)
 
 
 def train_layer(layer: Layer, spec: LayerSpec, index: int, run: Run, x_train: torch.Tensor,
@@ -135,7 +179,8 @@ def train_layer(layer: Layer, spec: LayerSpec, index: int, run: Run, x_train: to
         progress_line(f"layer {index + 1} {spec} epoch {epoch + 1}/{epochs}  {shown}", progress)
         run.current = {"index": index, "epoch": epoch + 1, "layer": layer.state_dict(),
                        "optimizer": optimizer.state_dict(), "rng": random_state()}
-        run.save()
+        with phase("checkpoints"):
+            run.save()
 
 
 def split_validation(n: int, fraction: float, seed: int):
@@ -194,27 +239,34 @@ def finished_stack(run: Run) -> Stack:
 def train_stack(dataset: Dataset, specs: Sequence[LayerSpec], run: Run, device: torch.device,
                 cache_dir: Union[str, Path, None], progress: bool) -> Stack:
     """Fit the preprocessing, then train each layer on the cached codes of the layers below."""
-    raw = dataset.pretraining_images()
+    seconds_before = dict(SECONDS)
+    with phase("data loading"):
+        raw = dataset.pretraining_images()
     if len(raw) < 2:
         raise LayerwiseError(f"pretraining needs at least 2 examples (got {len(raw)} sample)")
     check_input(raw)
     first_range = get_layer_class(specs[0].kind).input_range
-    preprocessing = Preprocessing.fit(raw, first_range)
-    x = preprocessing(raw)
-    train_rows, val_rows = split_validation(len(x), run.settings["val_fraction"], run.settings["seed"])
-    x_train, x_val = x[train_rows], x[val_rows]
+    with phase("preprocessing"):
+        preprocessing = Preprocessing.fit(raw, first_range)
+        train_rows, val_rows = split_validation(len(raw), run.settings["val_fraction"], run.settings["seed"])
+        # Split the raw rows, then convert each part once (no float copy of the whole set to index).
+        x_train = preprocessing(raw[train_rows.numpy()])
+        x_val = preprocessing(raw[val_rows.numpy()]) if len(val_rows) else x_train[:0]
     if cache_dir is None:
         x_train, x_val = x_train.to(device), x_val.to(device)
     else:
         remove_orphans(cache_dir)
     with PrivateCache(cache_dir) if cache_dir is not None else nullcontext() as cache:
         trained = train_layers(specs, run, x_train, x_val, device, first_range, cache, progress)
+    seconds = {name: round(total - seconds_before.get(name, 0.0), 3) for name, total in SECONDS.items()
+               if total != seconds_before.get(name)}
     info = {**run.settings, "layer_specs": run.layers, "n_train": len(train_rows), "n_val": len(val_rows),
-            "history": run.history, "versions": versions()}
+            "history": run.history, "seconds": seconds, "versions": versions()}
     stack = Stack([layer.cpu() for layer in trained], preprocessing, info)
     if run.out is not None:
-        stack.save(run.out)
-        run.close()
+        with phase("saving the stack"):
+            stack.save(run.out)
+            run.close()
     return stack
 
 

@@ -61,10 +61,10 @@ class Preprocessing:
             raise LayerwiseError(
                 f"inputs shaped {raw.shape[1:]} do not fit a stack pretrained on {self.input_shape}: "
                 "use data of the shape it was pretrained on")
-        x = torch.from_numpy(raw.reshape(len(raw), -1).astype(np.float32))
+        x = torch.from_numpy(raw.reshape(len(raw), -1).astype(np.float32))  # a fresh array: scaled in place
         if self.mode == "unit":
-            return ((x - self.lo) / (self.hi - self.lo)).clamp_(0.0, 1.0)
-        return (x - self.mean) / self.std
+            return x.sub_(self.lo).div_(self.hi - self.lo).clamp_(0.0, 1.0)
+        return x.sub_(self.mean).div_(self.std)
 
     def to_dict(self) -> Dict[str, Any]:
         out = {"mode": self.mode, "input_shape": list(self.input_shape), "lo": self.lo, "hi": self.hi}

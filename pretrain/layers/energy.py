@@ -1,4 +1,4 @@
-"""What every restricted Boltzmann machine shares: Gibbs chains, PCD, free-energy monitors.
+"""What every restricted Boltzmann machine shares: Gibbs chains, PCD, the closed-form CD gradient, monitors.
 
 Not registered itself; ``rbm`` and ``grbm`` subclass it and say how their
 visible units behave. References: Hinton, *Training products of experts by
@@ -7,13 +7,13 @@ Boltzmann machines using approximations to the likelihood gradient* (2008);
 Hinton, *A practical guide to training RBMs* (2010).
 """
 from abc import abstractmethod
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import Layer, bernoulli_sample, sparsity_penalty
+from .base import Layer, add_gradient, bernoulli_sample, sparsity_penalty
 from .options import Option
 
 #: The options every RBM kind declares (each kind lists them in its ``options``).
@@ -30,9 +30,16 @@ ENERGY_OPTIONS = (
 class EnergyLayer(Layer):
     """An RBM with binary hidden units; subclasses define the visible units.
 
-    The hidden pre-activation is ``W v' + c`` with ``v'`` the (possibly rescaled)
-    visible vector; ``forward`` returns ``p(h=1|v) = sigmoid(W v' + c)``, the
+    The free energy is ``F(v) = U(v) - sum_j softplus(c_j + W_j v')`` with
+    ``U`` the visible term and ``v' = v / s`` the (possibly rescaled) visible
+    vector; ``forward`` returns ``p(h=1|v) = sigmoid(W v' + c)``, the
     mean-field code that is cached for the layer above.
+
+    The learning rule minimises ``mean F(v_data) - mean F(v_model)`` with the
+    model sample ``v_model`` (the end of a Gibbs chain) held fixed: its
+    gradient is the CD-k / PCD estimate of the negative log-likelihood
+    gradient. :meth:`loss` is that gap for autograd; :meth:`accumulate_gradients`,
+    which the trainer calls, writes the same gradient in closed form.
     """
 
     #: whether the last visible state of the negative phase is sampled (else its mean is used).
@@ -48,8 +55,12 @@ class EnergyLayer(Layer):
 
     # What subclasses define ----------------------------------------------------
     def visible_scale(self) -> torch.Tensor:
-        """Per-visible-unit divisor applied before the weights (1 for binary units)."""
+        """``s``: the per-visible-unit divisor applied before the weights (1 for binary units)."""
         return torch.ones(())
+
+    def scaled(self, v: torch.Tensor) -> torch.Tensor:
+        """``v' = v / s``, the visible vector the weights see."""
+        return v / self.visible_scale()
 
     @abstractmethod
     def visible_mean(self, h: torch.Tensor) -> torch.Tensor:
@@ -60,18 +71,32 @@ class EnergyLayer(Layer):
         """A sample of ``p(v | h)`` given its mean."""
 
     @abstractmethod
-    def free_energy(self, v: torch.Tensor) -> torch.Tensor:
-        """``F(v) = -log sum_h exp(-E(v, h))`` per row, up to a constant."""
+    def visible_energy(self, v: torch.Tensor) -> torch.Tensor:
+        """``U(v)`` per row: the free energy's term that does not involve the hidden units."""
+
+    @abstractmethod
+    def add_visible_gradients(self, v_data: torch.Tensor, v_model: torch.Tensor,
+                              weight_grad: torch.Tensor) -> torch.Tensor:
+        """Add the gradients of ``mean U(v_data) - mean U(v_model)`` (and what depends on ``s``) to ``.grad``.
+
+        ``weight_grad`` is the weight gradient of the whole gap, which the
+        gradient of learned scales needs. Returns the visible part of the gap.
+        """
 
     # Shared -----------------------------------------------------------------------
     def hidden_preactivation(self, v: torch.Tensor) -> torch.Tensor:
-        return F.linear(v / self.visible_scale(), self.weight, self.hidden_bias)
+        """``W v' + c``."""
+        return F.linear(self.scaled(v), self.weight, self.hidden_bias)
 
     def forward(self, v: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.hidden_preactivation(v))
 
     def decode(self, h: torch.Tensor) -> torch.Tensor:
         return self.visible_mean(h)
+
+    def free_energy(self, v: torch.Tensor) -> torch.Tensor:
+        """``F(v) = U(v) - sum_j softplus(c_j + W_j v')`` per row, ``-log sum_h exp(-E(v, h))`` up to a constant."""
+        return self.visible_energy(v) - F.softplus(self.hidden_preactivation(v)).sum(1)
 
     @torch.no_grad()
     def negative_phase(self, h_data: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -92,11 +117,63 @@ class EnergyLayer(Layer):
             if not last or pcd:
                 h = bernoulli_sample(torch.sigmoid(pre))
         if pcd:
-            self.chain = h
+            self.chain.copy_(h)  # in place: cheaper than re-registering the buffer every step
         return v, pre
 
+    def loss(self, v: torch.Tensor) -> torch.Tensor:
+        """``mean F(v_data) - mean F(v_model)`` plus the sparsity penalty, for autograd."""
+        with torch.no_grad():
+            v_model, _ = self.negative_phase(self.forward(v))
+        return self.free_energy(v).mean() - self.free_energy(v_model).mean() + self.sparsity_term(v)
+
+    @torch.no_grad()
+    def accumulate_gradients(self, v: torch.Tensor) -> torch.Tensor:
+        """The gradient of :meth:`loss` in closed form, added to ``.grad`` without an autograd graph.
+
+        With ``h = sigmoid(W v' + c)`` the hidden probabilities of each phase
+        (``n`` data rows, ``m`` chains), ``dW = mean_model[h v'^T] - mean_data[h v'^T]``
+        and ``dc = mean(h_model) - mean(h_data)``; the visible terms come from
+        :meth:`add_visible_gradients`, the sparsity penalty from
+        :meth:`sparsity_factor`. It reuses the pre-activations and
+        probabilities of the Gibbs chain, so a CD-1 step costs five
+        ``batch x n_visible x n_hidden`` matrix products and a few dozen small
+        operations (few enough for minibatches of 10 to stay cheap); a test
+        checks it equals autograd of :meth:`loss`.
+        """
+        pre_data = self.hidden_preactivation(v)
+        h_data = torch.sigmoid(pre_data)
+        v_model, pre_model = self.negative_phase(h_data)
+        h_model = torch.sigmoid(pre_model)
+        n, m = v.shape[0], v_model.shape[0]  # not len(): Tensor.__len__ costs microseconds
+        softplus_gap = softplus_sum(pre_data, h_data).div_(n).sub_(softplus_sum(pre_model, h_model), alpha=1 / m)
+        factor, penalty = self.sparsity_factor(h_data)
+        weight_grad = torch.mm(h_model.t(), self.scaled(v_model))
+        weight_grad.addmm_(factor.t(), self.scaled(v), beta=1 / m, alpha=-1 / n)
+        add_gradient(self.weight, weight_grad)
+        add_gradient(self.hidden_bias, h_model.sum(0).div_(m).sub_(factor.sum(0), alpha=1 / n))
+        loss = self.add_visible_gradients(v, v_model, weight_grad).sub_(softplus_gap)
+        return loss if penalty is None else loss.add_(penalty)
+
+    def sparsity_factor(self, h: torch.Tensor) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """The data phase's hidden factor in the gradient, and the penalty's value (None without a target).
+
+        Without a sparsity target the factor is ``h``. With one, the penalty
+        ``cost * sum_j KL(rho || q_j)``, ``q_j = mean_n h_nj``, adds
+        ``dP/dpre_nj = h_nj (1 - h_nj) g_j / n`` with ``g_j = cost ((1 - rho)/(1 - q_j) - rho/q_j)``
+        (0 where ``q`` is clamped, as in :func:`sparsity_penalty`); it enters
+        every gradient as the data term does with the sign flipped, so the
+        factor becomes ``h - h (1 - h) g``.
+        """
+        target = self.hparams["sparsity"]
+        if not target:
+            return h, None
+        cost, q = self.hparams["sparsity_cost"], h.mean(0)
+        clamped = q.clamp(1e-6, 1 - 1e-6)
+        g = cost * ((1 - target) / (1 - clamped) - target / clamped) * (clamped == q)
+        return h - h * (1 - h) * g, cost * sparsity_penalty(q, target)
+
     def sparsity_term(self, v: torch.Tensor) -> torch.Tensor:
-        """Sparsity penalty on the mean hidden activation (0 when no target is set)."""
+        """Sparsity penalty on the mean hidden activation (0 when no target is set), for autograd."""
         target = self.hparams["sparsity"]
         if not target:
             return torch.zeros((), device=v.device)
@@ -130,3 +207,17 @@ class EnergyLayer(Layer):
         if saved is not None:
             self.chain = torch.empty_like(saved, device=self.weight.device)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+def softplus_sum(pre: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    """``sum softplus(x)`` over all entries, as ``sum x - sum log h`` with ``h = sigmoid(x)`` already computed.
+
+    One logarithm per entry where ``F.softplus`` takes an exponential and a
+    logarithm: at 100 x 500 on one core 24 us against 86 us (a CD-1 step is
+    about 3 ms), and no slower at 10 x 100. Below ``x = -87`` (float32)
+    ``h`` is clamped at the smallest normal float, which understates those
+    entries' softplus (about ``e^x``) by ``-87 - x``: an error in the reported
+    loss only, not seen in practice (the pre-activations of a Fashion-MNIST
+    RBM after 10 epochs stay above -67).
+    """
+    return pre.sum() - h.clamp(min=torch.finfo(h.dtype).tiny).log_().sum()

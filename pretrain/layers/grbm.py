@@ -11,7 +11,7 @@ diverge with large learning rates, hence the small default rate.
 import torch
 from torch import nn
 
-from .base import register_layer
+from .base import add_gradient, register_layer
 from .energy import ENERGY_OPTIONS, EnergyLayer
 from .options import Option, options_table
 
@@ -46,12 +46,23 @@ class GaussianRBM(EnergyLayer):
     def sample_visible(self, mean):
         return mean + self.visible_scale() * torch.randn_like(mean)
 
-    def free_energy(self, v):
-        quadratic = ((v - self.visible_bias) / self.visible_scale()).pow(2).sum(1) / 2
-        return quadratic - nn.functional.softplus(self.hidden_preactivation(v)).sum(1)
+    def visible_energy(self, v):
+        """``U(v) = sum_i (v_i - b_i)^2 / (2 s_i^2)``."""
+        return ((v - self.visible_bias) / self.visible_scale()).pow(2).sum(1) / 2
 
-    def loss(self, v):
-        with torch.no_grad():
-            v_model, _ = self.negative_phase(self.forward(v))
-        gap = self.free_energy(v).mean() - self.free_energy(v_model).mean()
-        return gap + self.sparsity_term(v)
+    def add_visible_gradients(self, v_data, v_model, weight_grad):
+        """``db = (mean(v_model) - mean(v_data)) / s^2``; with ``learn_std``, ``d log s`` too.
+
+        ``dF/ds_i = -(v_i - b_i)^2 / s_i^3 - sum_j h_j W_ji v_i / s_i^2``, whose hidden
+        part summed over both phases is ``-(1/s_i) sum_j W_ji dW_ji``; ``d s / d log s = s``
+        inside the clamp and 0 outside it.
+        """
+        scale = self.visible_scale()
+        data, model = (v_data - self.visible_bias) / scale, (v_model - self.visible_bias) / scale
+        add_gradient(self.visible_bias, (model.mean(0) - data.mean(0)) / scale)
+        quadratic = (data.pow(2).mean(0) - model.pow(2).mean(0)) / 2
+        if self.log_std.requires_grad:
+            inside = (self.log_std.exp() >= self.hparams["min_std"]) & (self.log_std.exp() <= MAX_STD)
+            grad_scale = -2 * quadratic / scale - (self.weight * weight_grad).sum(0) / scale
+            add_gradient(self.log_std, grad_scale * scale * inside)
+        return quadratic.sum()

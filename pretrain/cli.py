@@ -40,24 +40,39 @@ def parse_layer(text: str):
 @click.option("--plots/--no-plots", default=True, help="Write PNGs to OUT/plots at the end.")
 @click.option("--plots-only", type=click.Path(), metavar="STACK_DIR",
               help="Only draw the plots of an existing stack, then exit.")
+@click.option("--ais-every", default=0, type=click.IntRange(min=0), metavar="N",
+              help="Every N epochs, a quick AIS log-likelihood of RBM layers (100 runs x 1000 betas) "
+                   "in the history and training curves; 0: off.")
+@click.option("--score", type=click.Path(), metavar="STACK_DIR",
+              help="Only score an existing stack: test log-likelihood of its first RBM by AIS, "
+                   "printed and written into its stack.json, then exit.")
+@click.option("--ais-runs", default=100, type=click.IntRange(min=2), help="AIS chains of --score.")
+@click.option("--ais-betas", type=click.IntRange(min=2), metavar="N",
+              help="Inverse temperatures of --score's AIS, spaced densest near 1  "
+                   "[default: 14,501: 0-0.5 by 1e-3, 0.5-0.9 by 1e-4, 0.9-1 by 1e-5]")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output (bars show only on a terminal anyway).")
 @click.option("--list-layers", is_flag=True, expose_value=False, is_eager=True, callback=list_layers_callback,
               help="Show the layer kinds and their options, then exit.")
 @common_options
 @report_errors
 def main(data, layers, out, epochs, batch_size, lr, seed, val_fraction, cache_dir, resume, overwrite, plots,
-         plots_only, quiet, device, threads, data_dir, split_seed):
+         plots_only, ais_every, score, ais_runs, ais_betas, quiet, device, threads, data_dir, split_seed):
     """Pretrain a stack greedily, one layer at a time, on the unlabeled images of DATA.
 
     \b
     Example:
       pretrain digits -l rbm:256 -l rbm:128 -o runs/digits-dbn
       pretrain idx:data/fashion -l rbm:500 -l ae:250,noise=mask:0.3 -o runs/fm
+      pretrain --score runs/digits-dbn --ais-runs 100
     """
     from .device import set_threads
     set_threads(threads)
     if plots_only:
         return draw_saved_plots(plots_only, data_dir)
+    if score:
+        if data:
+            raise usage_error("--score reads the stack's own data from its stack.json: drop DATA")
+        return score_saved_stack(score, ais_runs, ais_betas, data_dir)
     if not data:
         raise usage_error("missing DATA: e.g. `pretrain digits -l rbm:256 -o runs/dbn`")
     if not layers:
@@ -69,7 +84,7 @@ def main(data, layers, out, epochs, batch_size, lr, seed, val_fraction, cache_di
         click.echo("Note: no -o given, so nothing will be saved.", err=True)
     stack = pretrain_stack(dataset, layers, out, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
                            device=device, val_fraction=val_fraction, cache_dir=cache_dir, resume=resume,
-                           overwrite=overwrite, progress=not quiet)
+                           overwrite=overwrite, progress=not quiet, ais_every=ais_every)
     click.echo(f"pretrained {stack}")
     if out:
         click.echo(f"saved {out}/stack.pt and {out}/stack.json")
@@ -96,3 +111,32 @@ def draw_saved_plots(folder: str, data_dir) -> None:
             click.echo(f"Warning: no reconstructions.png, the test images of {spec} are unavailable: {error}", err=True)
     for path in plot_stack(stack, folder, examples):
         click.echo(f"wrote {path}")
+
+
+def score_saved_stack(folder: str, runs: int, betas, data_dir) -> None:
+    """``--score``: the test log-likelihood of a stack's first RBM, on its data's held-out test split.
+
+    The data and ``split_seed`` are the stack's own (from its record); an
+    ``rbm`` is scored on binarised test images (see ``pretrain.likelihood.BINARISATION``).
+    """
+    from .data import load_data
+    from .errors import LayerwiseError
+    from .likelihood import score_layer
+    from .stack import load_stack, record_in_stack
+    stack = load_stack(folder)
+    spec = stack.info.get("data")
+    if spec in (None, "array"):
+        raise LayerwiseError(f"{folder} was pretrained on an in-memory array: score it in Python "
+                             "with pretrain.likelihood.score_layer(layer, x_test, x_train)")
+    dataset = load_data(spec, data_dir=data_dir, split_seed=stack.info.get("split_seed") or 0, download=False)
+    if dataset.x_test is None:
+        raise LayerwiseError(f"{spec} has no test split to score on: use labeled data, or score in Python")
+    score = score_layer(stack.layers[0], stack.preprocess(dataset.x_test),
+                        stack.preprocess(dataset.pretraining_images()), runs, betas)
+    path = record_in_stack(folder, "test_log_likelihood", score)
+    high = "unbounded" if score["high"] is None else f"{score['high']:.2f}"
+    click.echo(f"test log-likelihood {score['nats']:.2f} nats per image [{score['low']:.2f}, {high}] "
+               f"(layer 1 {stack.layers[0].kind}:{stack.layers[0].n_hidden}, {score['n_test']} test images "
+               f"of {spec}, inputs {score['inputs']}; AIS {runs} runs x {score['ais_betas']} betas, "
+               f"log Z {score['log_z']:.2f}, {score['ais_seconds']:.1f} s); recorded in "
+               f"{path.with_suffix('.json')}")

@@ -79,7 +79,7 @@ def log_partition_over_visible(layer: EnergyLayer) -> float:
 
 @torch.no_grad()
 def log_partition_over_hidden(layer: EnergyLayer) -> float:
-    """``logsumexp_h [c.h + ...]`` over all binary ``h``: the visible units summed (``rbm``) or integrated (``grbm``)."""
+    """``logsumexp_h [c.h + ...]`` over all binary ``h``; visible units summed (``rbm``) or integrated (``grbm``)."""
     weight, vbias, hbias, scale = parameters64(layer)
     if layer.kind == "rbm":
         def term(h):

@@ -72,7 +72,8 @@ def test_exact_log_z_of_a_grbm_equals_numerical_integration():
     grbm = random_layer("grbm:3,learn_std=true", 2, scale=0.6).double()
     grid = torch.linspace(-15, 15, 2001, dtype=torch.float64)
     with torch.no_grad():
-        integral = torch.logsumexp(-grbm.free_energy(torch.cartesian_prod(grid, grid)), 0) + 2 * math.log(grid[1] - grid[0])
+        cell = 2 * math.log(grid[1] - grid[0])
+        integral = torch.logsumexp(-grbm.free_energy(torch.cartesian_prod(grid, grid)), 0) + cell
     assert exact_log_partition(grbm) == pytest.approx(float(integral), abs=1e-6)
 
 
@@ -181,3 +182,31 @@ def test_score_mistakes(tmp_path):
     runner = CliRunner()
     assert_usage_error(runner.invoke(main, ["digits", "--score", str(tmp_path)]), "drop DATA")
     assert_failure(runner.invoke(main, ["--score", str(tmp_path / "none")]), "no pretrained stack")
+
+
+# The DBN bound ---------------------------------------------------------------------
+def test_dbn_bound_of_one_layer_is_the_log_likelihood():
+    from pretrain.dbn_bound import stack_lower_bound
+    rbm = random_layer("rbm:4", 6)
+    v = binarise(torch.rand(5, 6))
+    log_z = exact_log_partition(rbm)
+    torch.testing.assert_close(stack_lower_bound([rbm], v, log_z).float(), log_likelihood(rbm, v, log_z))
+
+
+def test_dbn_bound_matches_its_enumerated_value_and_stays_below_the_exact_log_likelihood():
+    """5-4-3 DBN: every h1 enumerated gives the bound's expectation and log p(v) = log sum_h1 p(v|h1) p(h1)."""
+    from pretrain.dbn_bound import bernoulli_entropy, bernoulli_log_prob, stack_lower_bound
+    bottom, top = random_layer("rbm:4", 5, seed=1), random_layer("rbm:3", 4, seed=2)
+    v = torch.tensor(list(itertools.product([0.0, 1.0], repeat=5)))[::3]
+    h1 = torch.tensor(list(itertools.product([0.0, 1.0], repeat=4)))
+    log_z = exact_log_partition(top)
+    with torch.no_grad():
+        log_p_v_given_h = bernoulli_log_prob(v[:, None], torch.addmm(bottom.visible_bias, h1, bottom.weight))
+        log_p_h = -top.free_energy(h1) - log_z
+        exact = torch.logsumexp(log_p_v_given_h + log_p_h, 1)
+        up = bottom.hidden_preactivation(v)
+        log_q = bernoulli_log_prob(h1, up[:, None])  # [rows, 16]: log q(h1 | v)
+        enumerated = (log_q.exp() * (log_p_v_given_h + log_p_h)).sum(1) + bernoulli_entropy(up)
+    estimate = stack_lower_bound([bottom, top], v, log_z, samples=4000)
+    torch.testing.assert_close(estimate.float(), enumerated, atol=0.05, rtol=0)
+    assert (enumerated <= exact + 1e-5).all() and (exact - enumerated).max() > 1e-3

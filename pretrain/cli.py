@@ -118,6 +118,7 @@ def score_saved_stack(folder: str, runs: int, betas, data_dir) -> None:
 
     The data and ``split_seed`` are the stack's own (from its record); an
     ``rbm`` is scored on binarised test images (see ``pretrain.likelihood.BINARISATION``).
+    A stack of several RBMs also gets the DBN lower bound (:mod:`pretrain.dbn_bound`).
     """
     from .data import load_data
     from .errors import LayerwiseError
@@ -131,12 +132,22 @@ def score_saved_stack(folder: str, runs: int, betas, data_dir) -> None:
     dataset = load_data(spec, data_dir=data_dir, split_seed=stack.info.get("split_seed") or 0, download=False)
     if dataset.x_test is None:
         raise LayerwiseError(f"{spec} has no test split to score on: use labeled data, or score in Python")
-    score = score_layer(stack.layers[0], stack.preprocess(dataset.x_test),
-                        stack.preprocess(dataset.pretraining_images()), runs, betas)
+    x_test, x_train = stack.preprocess(dataset.x_test), stack.preprocess(dataset.pretraining_images())
+    score = score_layer(stack.layers[0], x_test, x_train, runs, betas)
     path = record_in_stack(folder, "test_log_likelihood", score)
+    line = (f"test log-likelihood {score['nats']:.2f} nats per image {bounds(score)} (layer 1 "
+            f"{stack.layers[0].kind}:{stack.layers[0].n_hidden}, {score['n_test']} test images of {spec}, inputs "
+            f"{score['inputs']}; AIS {runs} runs x {score['ais_betas']} betas, log Z {score['log_z']:.2f}, "
+            f"{score['ais_seconds']:.1f} s)")
+    if len(stack.layers) > 1 and all(layer.kind == "rbm" for layer in stack.layers):
+        from .dbn_bound import score_stack_bound
+        bound = score_stack_bound(stack.layers, x_test, x_train, runs, betas)
+        record_in_stack(folder, "test_log_likelihood_dbn_bound", bound)
+        line += f"; as a {len(stack.layers)}-layer DBN at least {bound['nats']:.2f} {bounds(bound)}"
+    click.echo(f"{line}; recorded in {path.with_suffix('.json')}")
+
+
+def bounds(score: dict) -> str:
+    """``[low, high]`` of a score, ``unbounded`` above when AIS's lower bound on log Z is -inf."""
     high = "unbounded" if score["high"] is None else f"{score['high']:.2f}"
-    click.echo(f"test log-likelihood {score['nats']:.2f} nats per image [{score['low']:.2f}, {high}] "
-               f"(layer 1 {stack.layers[0].kind}:{stack.layers[0].n_hidden}, {score['n_test']} test images "
-               f"of {spec}, inputs {score['inputs']}; AIS {runs} runs x {score['ais_betas']} betas, "
-               f"log Z {score['log_z']:.2f}, {score['ais_seconds']:.1f} s); recorded in "
-               f"{path.with_suffix('.json')}")
+    return f"[{score['low']:.2f}, {high}]"

@@ -162,8 +162,8 @@ def test_bounds_are_computed_in_log_space():
 # Where users see it ----------------------------------------------------------------
 def test_score_prints_one_line_and_records_it_in_the_stack(tmp_path):
     out = tmp_path / "dbn"
-    trained = CliRunner().invoke(main, ["digits", "-l", "rbm:16", "--epochs", "2", "--ais-every", "1", "-o",
-                                        str(out), "-q", "--no-plots"])
+    trained = CliRunner().invoke(main, ["digits", "-l", "rbm:16", "-l", "rbm:8", "--epochs", "2", "--ais-every", "1",
+                                        "-o", str(out), "-q", "--no-plots"])
     assert trained.exit_code == 0, trained.output
     history = json.loads((out / "stack.json").read_text())["history"]
     assert all(r["log_likelihood_val"] < 0 and "ais_log_z" in r for r in history)
@@ -176,6 +176,8 @@ def test_score_prints_one_line_and_records_it_in_the_stack(tmp_path):
     assert (score["n_test"], score["ais_runs"], score["ais_betas"]) == (360, 20, 500)
     from pretrain.stack import load_stack
     assert load_stack(out).info["test_log_likelihood"] == score
+    bound = json.loads((out / "stack.json").read_text())["test_log_likelihood_dbn_bound"]
+    assert bound["layers"] == 2 and bound["low"] <= bound["nats"] < 0 and "as a 2-layer DBN at least" in lines[0]
 
 
 def test_score_mistakes(tmp_path):

@@ -122,13 +122,13 @@ def score_saved_stack(folder: str, runs: int, betas, data_dir) -> None:
     """
     from .data import load_data
     from .errors import LayerwiseError
-    from .likelihood import score_layer
+    from .scoring import score_layer
     from .stack import load_stack, record_in_stack
     stack = load_stack(folder)
     spec = stack.info.get("data")
     if spec in (None, "array"):
         raise LayerwiseError(f"{folder} was pretrained on an in-memory array: score it in Python "
-                             "with pretrain.likelihood.score_layer(layer, x_test, x_train)")
+                             "with pretrain.scoring.score_layer(layer, x_test, x_train)")
     dataset = load_data(spec, data_dir=data_dir, split_seed=stack.info.get("split_seed") or 0, download=False)
     if dataset.x_test is None:
         raise LayerwiseError(f"{spec} has no test split to score on: use labeled data, or score in Python")
@@ -140,7 +140,7 @@ def score_saved_stack(folder: str, runs: int, betas, data_dir) -> None:
             f"{score['inputs']}; AIS {runs} runs x {score['ais_betas']} betas, log Z {score['log_z']:.2f}, "
             f"{score['ais_seconds']:.1f} s)")
     if len(stack.layers) > 1 and all(layer.kind == "rbm" for layer in stack.layers):
-        from .dbn_bound import score_stack_bound
+        from .scoring import score_stack_bound
         bound = score_stack_bound(stack.layers, x_test, x_train, runs, betas)
         record_in_stack(folder, "test_log_likelihood_dbn_bound", bound)
         line += f"; as a {len(stack.layers)}-layer DBN at least {bound['nats']:.2f} {bounds(bound)}"

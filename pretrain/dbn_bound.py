@@ -14,14 +14,13 @@ of deep belief networks*, ICML 2008, s. 4) bound
 ``q``; the entropy of each factorial conditional is summed in closed form.
 For one layer the bound is ``log p(v)`` itself.
 """
-import math
 from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 
 from .errors import LayerwiseError
-from .likelihood import BINARISATION, ais_log_partition, beta_schedule, binarise, draw
+from .likelihood import draw
 
 
 def bernoulli_log_prob(x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
@@ -58,20 +57,3 @@ def stack_lower_bound(layers: Sequence, v: torch.Tensor, log_z_top: float, sampl
         total += bound - layers[-1].free_energy(below)
     return total / samples - log_z_top
 
-
-@torch.no_grad()
-def score_stack_bound(layers: Sequence, x_test: torch.Tensor, x_train: torch.Tensor, runs: int = 100,
-                      betas=None, seed: int = 0, samples: int = 10) -> dict:
-    """Mean test bound of a stack of RBMs (preprocessed inputs, binarised here), as ``stack.json`` keeps it.
-
-    The top RBM's ``log Z`` comes from AIS with base rates from the mean-field
-    codes of the training rows; the bound's own bounds carry AIS's on ``log Z``.
-    """
-    codes = binarise(x_train)
-    for layer in layers[:-1]:
-        codes = layer(codes)
-    log_z, low, high = ais_log_partition(layers[-1], runs, betas, codes, seed)
-    nats = float(stack_lower_bound(layers, binarise(x_test), 0.0, samples, seed).mean())
-    return {"nats": nats - log_z, "low": nats - high, "high": nats - low if math.isfinite(low) else None,
-            "log_z_top": log_z, "layers": len(layers), "samples": samples, "ais_runs": runs,
-            "ais_betas": len(beta_schedule(betas)), "seed": seed, "n_test": len(x_test), "inputs": BINARISATION}

@@ -26,7 +26,7 @@ from .errors import LayerwiseError
 from .io import check_writable, load_state, rebuilding
 from .layers import Layer, LayerSpec, get_layer_class
 from .lock import OutputLock, PrivateCache, remove_orphans
-from .likelihood import likelihood_monitor
+from .scoring import likelihood_monitor
 from .preprocess import Preprocessing
 from .progress import progress_bar, progress_line
 from .stack import Stack, load_stack, versions
@@ -165,7 +165,7 @@ def pretrain_stack(data, layers: Sequence[Union[str, LayerSpec]], out: Union[str
     ``lr=0`` uses each kind's default rate. ``progress``: per-epoch lines on stderr, and
     bars when stderr is a terminal. ``ais_every=N``: every N epochs, RBM layers record a quick AIS
     estimate of ``log Z`` and the mean log-likelihood of training and held-out rows
-    (:func:`pretrain.likelihood.likelihood_monitor`). Returns the :class:`Stack`.
+    (:func:`pretrain.scoring.likelihood_monitor`). Returns the :class:`Stack`.
     """
     specs = [s if isinstance(s, LayerSpec) else LayerSpec.parse(s) for s in layers]
     if not specs:

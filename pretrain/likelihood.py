@@ -16,7 +16,6 @@ estimated by annealed importance sampling (:func:`ais_log_partition`; Neal,
 quantitative analysis of deep belief networks*, ICML 2008).
 """
 import math
-import time
 from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -277,53 +276,3 @@ def log_likelihood(layer: EnergyLayer, x: torch.Tensor, log_z: float) -> torch.T
         raise LayerwiseError("log p(v) of an rbm is defined for binary v: binarise the inputs first, "
                              "e.g. pretrain.likelihood.binarise(x)")
     return -layer.free_energy(x) - log_z
-
-
-# Where users see it --------------------------------------------------------------
-#: the training monitor's quick AIS: chains and inverse temperatures.
-MONITOR_RUNS, MONITOR_BETAS = 100, 1000
-
-
-def scoring_inputs(layer: EnergyLayer, x: torch.Tensor) -> torch.Tensor:
-    """What ``log p(v)`` is taken of: binarised inputs for an ``rbm`` (:func:`binarise`), as they are for a ``grbm``."""
-    return binarise(x) if layer.kind == "rbm" else x
-
-
-@torch.no_grad()
-def likelihood_monitor(layer, train: torch.Tensor, val: torch.Tensor, runs: int = MONITOR_RUNS,
-                       betas: int = MONITOR_BETAS) -> dict:
-    """Per-epoch figures of a quick AIS (RBM layers only, else ``{}``): ``log Z`` and mean ``log p`` of both slices.
-
-    The base rates come from the binarised training rows; with few betas the
-    estimate of ``log Z`` is biased low, so the log-likelihoods read high:
-    compare epochs with each other, and score the final stack with the full schedule.
-    """
-    if not isinstance(layer, EnergyLayer):
-        return {}
-    train = scoring_inputs(layer, train)
-    log_z, _, _ = ais_log_partition(layer, runs=runs, betas=betas, base_data=train if layer.kind == "rbm" else None)
-    metrics = {"ais_log_z": log_z, "log_likelihood_train": float(log_likelihood(layer, train, log_z).mean())}
-    if len(val):
-        metrics["log_likelihood_val"] = float(log_likelihood(layer, scoring_inputs(layer, val), log_z).mean())
-    return metrics
-
-
-def score_layer(layer: EnergyLayer, x_test: torch.Tensor, x_train: torch.Tensor, runs: int = 100,
-                betas: Union[None, int, Sequence[float]] = None, seed: int = 0) -> dict:
-    """Mean test ``log p(v)`` of a bottom RBM with bounds from AIS's, as the plain record ``stack.json`` keeps.
-
-    ``x_test``/``x_train`` are preprocessed inputs; for an ``rbm`` both are
-    binarised (:data:`BINARISATION`) and the training rows set the base rates.
-    ``log p`` bounds: ``mean(-F) - log Z_high`` and ``mean(-F) - log Z_low``
-    (None, unbounded, when ``log Z_low`` is ``-inf``).
-    """
-    check_energy_layer(layer)
-    x_test, x_train = scoring_inputs(layer, x_test), scoring_inputs(layer, x_train)
-    started = time.perf_counter()
-    log_z, low, high = ais_log_partition(layer, runs, betas, x_train if layer.kind == "rbm" else None, seed)
-    seconds = time.perf_counter() - started
-    nats = float(log_likelihood(layer, x_test, 0.0).mean())
-    return {"nats": nats - log_z, "low": nats - high, "high": nats - low if math.isfinite(low) else None,
-            "log_z": log_z, "log_z_low": low if math.isfinite(low) else None, "log_z_high": high,
-            "ais_runs": runs, "ais_betas": len(beta_schedule(betas)), "seed": seed, "ais_seconds": seconds,
-            "n_test": len(x_test), "inputs": BINARISATION if layer.kind == "rbm" else "standardised, not binarised"}

@@ -174,6 +174,8 @@ def test_score_prints_one_line_and_records_it_in_the_stack(tmp_path):
     score = json.loads((out / "stack.json").read_text())["test_log_likelihood"]
     assert score["low"] <= score["nats"] <= score["high"] < 0
     assert (score["n_test"], score["ais_runs"], score["ais_betas"]) == (360, 20, 500)
+    assert score["log_z"] == max(z for z, _, _ in score["log_z_by_base"].values())  # the cautious one
+    assert set(score["log_z_by_base"]) == {"base_rates", "uniform"}
     from pretrain.stack import load_stack
     assert load_stack(out).info["test_log_likelihood"] == score
     bound = json.loads((out / "stack.json").read_text())["test_log_likelihood_dbn_bound"]

@@ -97,7 +97,7 @@ def score_stack_bound(layers: Sequence, x_test: torch.Tensor, x_train: torch.Ten
                       betas=None, seed: int = 0, samples: int = 10) -> dict:
     """Mean test bound of a stack of RBMs (preprocessed inputs, binarised here), as ``stack.json`` keeps it.
 
-    The top RBM's ``log Z`` is :func:`~pretrain.likelihood.cautious_log_partition`'s (base rates
+    The top RBM's ``log Z`` is :func:`cautious_log_partition`'s (base rates
     from the mean-field codes of the training rows); the bound's own bounds carry AIS's on ``log Z``.
     """
     codes = binarise(x_train)
@@ -105,5 +105,6 @@ def score_stack_bound(layers: Sequence, x_test: torch.Tensor, x_train: torch.Ten
         codes = layer(codes)
     log_z, low, high, _ = cautious_log_partition(layers[-1], runs, betas, codes, seed)
     nats = float(stack_lower_bound(layers, binarise(x_test), 0.0, samples, seed).mean())
-    return {"nats": nats - log_z, "low": nats - high, "high": finite(nats - low), "log_z_top": log_z, "layers": len(layers), "samples": samples, "ais_runs": runs,
-            "ais_betas": len(beta_schedule(betas)), "seed": seed, "n_test": len(x_test), "inputs": BINARISATION}
+    return {"nats": nats - log_z, "low": nats - high, "high": finite(nats - low), "log_z_top": log_z,
+            "layers": len(layers), "samples": samples, "ais_runs": runs, "ais_betas": len(beta_schedule(betas)),
+            "seed": seed, "n_test": len(x_test), "inputs": BINARISATION}

@@ -27,6 +27,7 @@ from .errors import LayerwiseError
 from .io import check_writable, load_state, rebuilding
 from .layers import Layer, LayerSpec, get_layer_class
 from .lock import OutputLock, PrivateCache, remove_orphans
+from .scoring import likelihood_monitor
 from .preprocess import Preprocessing
 from .progress import progress_bar, progress_line
 from .stack import Stack, load_stack, versions
@@ -173,6 +174,8 @@ def train_layer(layer: Layer, spec: LayerSpec, index: int, run: Run, x_train: to
         loss = run_epoch(layer, optimizer, x_train, batch_size, desc if progress else None)
         metrics = {"loss": loss, **epoch_metrics(layer, monitor_rows, x_val, batch_size)}
         guard.check(layer, metrics, epoch + 1)
+        if settings.get("ais_every") and (epoch + 1) % settings["ais_every"] == 0:
+            metrics.update(likelihood_monitor(layer, monitor_rows, x_val))  # a quick AIS: RBM layers only
         record = {"layer": index, "epoch": epoch + 1, **metrics, "seconds": time.perf_counter() - started}
         run.history.append(record)
         shown = "  ".join(f"{k} {v:.4g}" for k, v in record.items() if k not in ("layer", "epoch"))
@@ -196,7 +199,7 @@ def pretrain_stack(data, layers: Sequence[Union[str, LayerSpec]], out: Union[str
                    epochs: int = 10, batch_size: int = 100, lr: float = 0.0, seed: int = 0,
                    device: str = "auto", val_fraction: float = 0.05, cache_dir: Union[str, Path, None] = None,
                    resume: bool = False, overwrite: bool = False, data_dir: Optional[str] = None,
-                   split_seed: int = 0, progress: bool = True) -> Stack:
+                   split_seed: int = 0, progress: bool = True, ais_every: int = 0) -> Stack:
     """Pretrain a stack greedily, one layer at a time, on the unlabeled images of ``data``.
 
     ``data`` is a data spec (``digits``, ``idx:DIR``, ... see :func:`pretrain.data.load_data`,
@@ -205,17 +208,21 @@ def pretrain_stack(data, layers: Sequence[Union[str, LayerSpec]], out: Union[str
     first. With ``out`` the stack is saved to ``out/stack.pt`` and ``out/stack.json`` and a
     checkpoint is kept after every epoch; ``resume=True`` continues an interrupted run.
     ``lr=0`` uses each kind's default rate. ``progress``: per-epoch lines on stderr, and
-    bars when stderr is a terminal. Returns the :class:`Stack`.
+    bars when stderr is a terminal. ``ais_every=N``: every N epochs, RBM layers record a quick AIS
+    estimate of ``log Z`` and the mean log-likelihood of training and held-out rows
+    (:func:`pretrain.scoring.likelihood_monitor`). Returns the :class:`Stack`.
     """
     specs = [s if isinstance(s, LayerSpec) else LayerSpec.parse(s) for s in layers]
     if not specs:
         raise LayerwiseError("no layers given: add at least one, e.g. layers=['rbm:500']")
-    if epochs < 1 or batch_size < 1:
-        raise LayerwiseError(f"epochs={epochs}, batch_size={batch_size}: both must be at least 1")
+    if epochs < 1 or batch_size < 1 or ais_every < 0:
+        raise LayerwiseError(f"epochs={epochs}, batch_size={batch_size}, ais_every={ais_every}: "
+                             "epochs and batch_size must be at least 1, ais_every at least 0")
     dataset = resolve_data(data, data_dir, split_seed)
     run = Run([str(s) for s in specs], out, {
         "data": dataset.spec, "split_seed": dataset.split_seed, "seed": seed, "epochs": epochs,
-        "batch_size": batch_size, "lr": lr, "val_fraction": val_fraction})
+        "batch_size": batch_size, "lr": lr, "val_fraction": val_fraction,
+        **({"ais_every": ais_every} if ais_every else {})})  # absent when off: earlier runs still resume
     device = resolve_device(device)
     if run.out is None:
         return train_stack(dataset, specs, run, device, cache_dir, progress)

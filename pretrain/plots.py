@@ -11,7 +11,8 @@
 * ``training_curves.png``: per layer, the reconstruction error on training
   rows and on the held-out slice after every epoch, and for RBMs the free-energy
   gap ``mean F(held-out) - mean F(train)``, which grows when an RBM overfits
-  (Hinton 2010, s. 6).
+  (Hinton 2010, s. 6); with ``ais_every`` set, below that the mean
+  log-likelihood (nats) of training and held-out rows from a quick AIS.
 
 Figures are built with ``matplotlib.figure.Figure`` and rendered by Agg,
 never through pyplot, so drawing them changes no global matplotlib state; the
@@ -107,29 +108,45 @@ def samples_figure(stack: Stack):
 
 
 def training_curves_figure(stack: Stack):
-    """Per layer (columns): reconstruction error per epoch; below it the free-energy gap for RBM layers."""
+    """Per layer (columns): reconstruction error per epoch; below it the free-energy gap and AIS monitor of RBMs."""
     history = stack.info.get("history") or []
     if not history:
         return None
     has_gap = any("free_energy_gap" in record for record in history)
-    n_layers = len(stack.layers)
-    figure = new_figure(4.2 * n_layers + 0.6, 3.4 * (1 + has_gap) + 0.6)
+    has_ais = any("log_likelihood_train" in record for record in history)
+    n_rows, n_layers = 1 + has_gap + has_ais, len(stack.layers)
+    figure = new_figure(4.2 * n_layers + 0.6, 3.4 * n_rows + 0.6)
     for index in range(n_layers):
         records = [record for record in history if record["layer"] == index]
         epochs = [record["epoch"] for record in records]
-        axes = figure.add_subplot(1 + has_gap, n_layers, index + 1)
+        axes = figure.add_subplot(n_rows, n_layers, index + 1)
         axes.plot(epochs, [r["recon_train"] for r in records], "o-", label="training rows")
         if "recon_val" in records[0]:  # absent when trained without a held-out slice
             axes.plot(epochs, [r["recon_val"] for r in records], "s--", label="held-out")
         label_axes(axes, f"layer {index + 1}: {layer_name(stack, index)}", "reconstruction MSE per unit", epochs[-1])
         axes.legend(fontsize=9)
         if has_gap and "free_energy_gap" in records[0]:
-            gap_axes = figure.add_subplot(2, n_layers, n_layers + index + 1)
+            gap_axes = figure.add_subplot(n_rows, n_layers, n_layers + index + 1)
             gap_axes.plot(epochs, [r["free_energy_gap"] for r in records], "o-", color="tab:red")
             gap_axes.axhline(0, color="grey", linewidth=0.8)
             label_axes(gap_axes, "free-energy gap (rises with overfitting)", "F(held-out) - F(train)", epochs[-1])
+        if has_ais:
+            draw_likelihood(figure.add_subplot(n_rows, n_layers, (n_rows - 1) * n_layers + index + 1), records,
+                            epochs[-1])
     figure.suptitle("Training curves, one column per layer", fontsize=12)
     return figure
+
+
+def draw_likelihood(axes, records, last_epoch: int) -> None:
+    """The AIS monitor's mean log-likelihood of training and held-out rows, at the epochs that have it."""
+    for key, style, label in (("log_likelihood_train", "o-", "training rows"),
+                              ("log_likelihood_val", "s--", "held-out")):
+        points = [(r["epoch"], r[key]) for r in records if key in r]
+        if points:
+            axes.plot(*zip(*points), style, label=label)
+    label_axes(axes, "log-likelihood, quick AIS (binarised)", "mean log p(v), nats", last_epoch)
+    if axes.lines:
+        axes.legend(fontsize=9)
 
 
 # Helpers -----------------------------------------------------------------------

@@ -121,3 +121,16 @@ def load_stack(path: Union[str, Path]) -> Stack:
     saved = load_artifact(file, "stack", remedy)
     with rebuilding(file, "stack", remedy):
         return Stack.from_dict(saved)
+
+
+def record_in_stack(path: Union[str, Path], key: str, value: Any) -> Path:
+    """Set ``info[key] = value`` in a saved stack's record, in ``stack.pt`` and ``stack.json`` alike.
+
+    Under the folder's :class:`~pretrain.lock.OutputLock`: no run writes there meanwhile.
+    """
+    from .lock import OutputLock
+    folder = stack_path(path).parent
+    with OutputLock(folder):
+        stack = load_stack(folder)
+        stack.info[key] = value
+        return stack.save(folder)

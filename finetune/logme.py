@@ -32,6 +32,8 @@ import torch
 MAX_ITERATIONS = 100
 TOLERANCE = 1e-5
 RANK_TOLERANCE = 1e-10
+#: alpha and beta stay within these: where no feature helps, gamma underflows to 0 and alpha would run off to infinity
+BOUNDS = (1e-10, 1e10)
 
 
 def logme(features: torch.Tensor, labels: torch.Tensor, n_classes: int) -> float:
@@ -55,8 +57,8 @@ def class_evidence(u: torch.Tensor, s: torch.Tensor, y: torch.Tensor, d: int) ->
         m = beta * s * z / (alpha + beta * sigma)
         gamma = float((beta * sigma / (alpha + beta * sigma)).sum())
         residual = float(((z - s * m) ** 2).sum()) + outside
-        new_alpha = gamma / max(float(m @ m), 1e-300)
-        new_beta = (n - gamma) / max(residual, 1e-300)
+        new_alpha = min(max(gamma / max(float(m @ m), 1e-300), BOUNDS[0]), BOUNDS[1])
+        new_beta = min(max((n - gamma) / max(residual, 1e-300), BOUNDS[0]), BOUNDS[1])
         converged = abs(new_alpha - alpha) / alpha < TOLERANCE and abs(new_beta - beta) / beta < TOLERANCE
         alpha, beta = new_alpha, new_beta
         if converged:

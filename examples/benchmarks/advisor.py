@@ -163,7 +163,7 @@ def main():
     if "digits" in args.tasks:
         digits = load_data("digits")
         real, noise = digits_stacks(Path(args.work), digits)
-        tasks += [(f"digits, digits stack + noise stack", digits, [real, noise], k) for k in budgets]
+        tasks += [("digits, digits stack + noise stack", digits, [real, noise], k) for k in budgets]
         tasks += [("digits transposed, digits stack", transposed(digits), [real], k) for k in (10, 100)]
         tasks += [("digits, noise stack only", digits, [noise], 10)]
     if "fashion" in args.tasks:

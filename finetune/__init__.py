@@ -6,6 +6,7 @@ Python API::
     rows = finetune.compare("digits", ["runs/dbn", "random:runs/dbn"], ["linear", "two-stage"],
                             "1,10,100", seeds=3)
     model = finetune.fine_tune("digits", "runs/dbn", schedule="two-stage", labels_per_class=10)
+    advice = finetune.advise("digits", ["runs/dbn"], labels_per_class=10)   # .recommendation["args"]
     model.save("runs/clf"); finetune.load_classifier("runs/clf").predict(raw_images)   # labels, as classes_
 
 Names are imported lazily so that ``finetune --help`` does not wait for torch.
@@ -17,7 +18,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "fine_tune": "experiment", "compare": "experiment", "load_classifier": "classifier", "Classifier": "classifier",
     "Body": "body", "load_source": "sources", "parse_source": "sources", "freeze_to": "freezing",
-    "write_report": "report", "write_predictions": "predict",
+    "write_report": "report", "write_predictions": "predict", "advise": "advisor",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -91,12 +91,15 @@ POSITIVE = Finite(min=0, min_open=True)
 @click.option("--jobs", default=1, type=click.IntRange(min=1),
               help="Worker processes for the cells of the comparison, each with its share of the cores "
                    "(the numbers are those of --jobs 1).")
+@click.option("--advise", is_flag=True,
+              help="Measure every source (with its control and pixels) at every cut on one label sample "
+                   "(--labels-per-class K) and recommend a source, cut and schedule; --report writes advice.json.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output (bars show only on a terminal anyway).")
 @common_options
 @report_errors
 def main(data, source, schedules, labels_per_class, labels, seeds, seed, head, drop_top, unfreeze, body_lr_scale,
          lr_decay, lr, epochs, batch_size, report_dir, save_dir, input_size, adapt_first_conv, list_backbones,
-         classifier_dir, predictions, jobs, quiet, device, threads, data_dir, split_seed):
+         classifier_dir, predictions, jobs, advise, quiet, device, threads, data_dir, split_seed):
     """Fine-tune bodies on few labels of DATA and compare them.
 
     \b
@@ -105,6 +108,7 @@ def main(data, source, schedules, labels_per_class, labels, seeds, seed, head, d
       finetune digits --from runs/dbn --from random:runs/dbn --from pixels \\
           --labels-per-class 1,10,100 --seeds 3 --report runs/cmp
       finetune digits --from runs/dbn --labels-per-class 10 --save runs/clf
+      finetune digits --from runs/dbn --labels-per-class 10 --advise --report runs/advice
       finetune digits --predict runs/clf --predictions runs/clf/predictions.csv
     """
     from pretrain.device import set_threads
@@ -124,6 +128,10 @@ def main(data, source, schedules, labels_per_class, labels, seeds, seed, head, d
         return
     if not source:
         raise usage_error("no --from given: e.g. --from runs/dbn --from random:runs/dbn")
+    if advise:
+        return _advise(dataset, source, labels_per_class, labels, seed, report_dir, device=device,
+                       split_seed=split_seed, data_dir=data_dir, input_size=input_size,
+                       adapt_first_conv=adapt_first_conv, progress=not quiet)
     from .experiment import compare
     from .report import format_table, write_report
     with warnings.catch_warnings():
@@ -141,3 +149,17 @@ def main(data, source, schedules, labels_per_class, labels, seeds, seed, head, d
             click.echo(f"wrote {path}")
     if save_dir:
         click.echo(f"saved the fine-tuned model{'s' if len(rows) > 1 else ''} under {save_dir}")
+
+
+def _advise(dataset, sources, labels_per_class, labels, seed, report_dir, **options):
+    """``--advise``: one budget measured, the evidence table printed, advice.json written under ``--report``."""
+    if labels or not labels_per_class or "," in labels_per_class:
+        raise usage_error("--advise measures one budget: give --labels-per-class K with a single K (e.g. 10), "
+                          "without --labels")
+    from .advisor import advise, write_advice
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        advice = advise(dataset, list(sources), labels_per_class, seed=seed, **options)
+    click.echo(advice.format())
+    if report_dir:
+        click.echo(f"wrote {write_advice(advice, report_dir)}")

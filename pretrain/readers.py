@@ -187,6 +187,8 @@ def load_npy(spec: str, path: str) -> Dataset:
         x = np.load(path, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError) as err:
         raise LayerwiseError(f"cannot read {path} ({err}): save one numeric array with numpy.save(path, x)") from None
+    if not isinstance(x, np.ndarray):  # an .npz archive loads as a dict of arrays
+        raise LayerwiseError(f"{path} is not an .npy array: save one array with numpy.save(path, x), or use npz:")
     return Dataset(spec, _check_x(x, path), None, None, None)
 
 

@@ -117,6 +117,7 @@ def test_a_killed_rank_ends_the_run_with_one_line_and_resume_continues_it_exactl
     resuming = start_ranks([*args, "-o", str(tmp_path / "killed"), "--resume"])
     results = finish(resuming + start_ranks([*args, "-o", str(tmp_path / "whole")]))
     assert [code for code, _, _ in results] == [0] * 4, results[0][2][-2000:]
+    assert 0 < results[0][2].count("/15  loss") < 15  # it continued, did not start again
     a, b = load_stack(tmp_path / "killed"), load_stack(tmp_path / "whole")
     for name, value in weights(b).items():
         assert torch.equal(weights(a)[name], value), name

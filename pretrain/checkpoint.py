@@ -11,6 +11,7 @@ from typing import Any, Dict, List, Optional
 
 import torch
 
+from .distributed import gather_objects, is_writer, rank, world_size
 from .errors import LayerwiseError
 from .io import load_artifact, rebuilding, save_artifact
 
@@ -33,6 +34,24 @@ def restore_random_state(state: Dict[str, Any]) -> None:
     torch.set_rng_state(state["cpu"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def rank_states(layer: torch.nn.Module) -> List[Dict[str, Any]]:
+    """Every rank's random state and buffers (e.g. PCD chains), in rank order (a collective)."""
+    buffers = {name: buffer.cpu() for name, buffer in layer.named_buffers()}
+    return gather_objects({"rng": random_state(), "buffers": buffers})
+
+
+def restore_rank_state(layer: torch.nn.Module, states: List[Dict[str, Any]]) -> None:
+    """Put back this rank's part of what :func:`rank_states` gathered; the same world size is required."""
+    if len(states) != world_size():
+        raise LayerwiseError(f"the checkpoint was written by {len(states)} processes, this run has {world_size()}: "
+                             f"resume with torchrun --nproc_per_node {len(states)} (same number of nodes x processes)")
+    mine = states[rank()]
+    restore_random_state(mine["rng"])
+    for name, buffer in layer.named_buffers():
+        target = layer.get_submodule(name.rpartition(".")[0]) if "." in name else layer
+        setattr(target, name.rpartition(".")[2], mine["buffers"][name].to(buffer.device))
 
 
 def layer_seed(seed: int, index: int) -> int:
@@ -92,12 +111,12 @@ class Run:
             self.finished, self.current, self.history = saved["finished"], saved["current"], saved["history"]
 
     def save(self) -> None:
-        """Write the checkpoint atomically (nothing without an output folder)."""
-        if self.out is not None:
+        """Write the checkpoint atomically (nothing without an output folder, nor on ranks other than 0)."""
+        if self.out is not None and is_writer():
             save_artifact({"run": self.describe(), "finished": self.finished, "current": self.current,
                            "history": self.history}, self.checkpoint_path, "checkpoint")
 
     def close(self) -> None:
         """The run finished and its stack is saved: the checkpoint is no longer needed."""
-        if self.checkpoint_path is not None:
+        if self.checkpoint_path is not None and is_writer():
             self.checkpoint_path.unlink(missing_ok=True)

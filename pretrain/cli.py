@@ -31,7 +31,8 @@ def parse_layer(text: str):
               help="Output folder for stack.pt, stack.json, plots (without it nothing is saved).")
 @click.option("--epochs", default=10, type=click.IntRange(min=1),
               help="Epochs per layer (per-layer override: epochs=N in the spec).")
-@click.option("--batch-size", default=100, type=click.IntRange(min=1))
+@click.option("--batch-size", default=100, type=click.IntRange(min=1),
+              help="The global batch: under torchrun each of the N processes trains on 1/N of it.")
 @click.option("--lr", default=0.0, type=Finite(min=0),
               help="Learning rate (0: each kind's default; per-layer: lr=X in the spec).")
 @click.option("--seed", default=0, type=click.IntRange(min=0), help="Seed for initialisation, shuffling and sampling.")
@@ -69,11 +70,13 @@ def main(data, layers, out, epochs, batch_size, lr, seed, val_fraction, cache_di
       pretrain digits -l rbm:256 -l rbm:128 -o runs/digits-dbn
       pretrain idx:data/fashion -l rbm:500 -l ae:250,noise=mask:0.3 -o runs/fm
       pretrain --score runs/digits-dbn --ais-runs 100
+      torchrun --standalone --nproc_per_node 2 -m pretrain digits -l rbm:256 -o runs/dp
     """
     from .timing import SECONDS, phase, table
     SECONDS["imports and argument parsing"] = time.perf_counter() - STARTED
     from .data import load_data
-    from .device import set_threads
+    from .device import resolve_device, set_threads
+    from .distributed import is_writer, process_group
     from .greedy import pretrain_stack
     set_threads(threads)
     if plots_only:
@@ -88,11 +91,14 @@ def main(data, layers, out, epochs, batch_size, lr, seed, val_fraction, cache_di
         raise usage_error("no layers given: add at least one, e.g. -l rbm:500 (see --list-layers)")
     with phase("data loading"):
         dataset = load_data(data, data_dir=data_dir, split_seed=split_seed)
-    if not out:
-        click.echo("Note: no -o given, so nothing will be saved.", err=True)
-    stack = pretrain_stack(dataset, layers, out, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-                           device=device, val_fraction=val_fraction, cache_dir=cache_dir, resume=resume,
-                           overwrite=overwrite, progress=not quiet, ais_every=ais_every)
+    with process_group(resolve_device(device)) as rank_device:  # under torchrun; else nothing happens
+        if not out and is_writer():
+            click.echo("Note: no -o given, so nothing will be saved.", err=True)
+        stack = pretrain_stack(dataset, layers, out, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+                               device=str(rank_device), val_fraction=val_fraction, cache_dir=cache_dir,
+                               resume=resume, overwrite=overwrite, progress=not quiet, ais_every=ais_every)
+        if not is_writer():
+            return
     click.echo(f"pretrained {stack}")
     if out:
         click.echo(f"saved {out}/stack.pt and {out}/stack.json")

@@ -1,7 +1,7 @@
 """Data specs, resolved once at the command edge: the one table of kinds, and :func:`load_data`.
 
 :func:`load_data` turns a spec string (``digits``, ``mnist``, ``idx:DIR``, ``npz:FILE``,
-``folder:DIR`` ...) into a :class:`~pretrain.dataset.Dataset` of raw numpy arrays;
+``npy:FILE``, ``folder:DIR`` ...) into a :class:`~pretrain.dataset.Dataset` of raw numpy arrays;
 :func:`resolve_data` is what the Python API's entry points call on whatever they are
 given (a spec, a Dataset, an array). The readers of each kind live in
 :mod:`pretrain.readers`; the list of kinds is :data:`SPEC_KINDS`, from which help
@@ -27,6 +27,7 @@ SPEC_KINDS = (
     (", ".join(readers.TORCHVISION), f"torchvision datasets under --data-dir (${DATA_ENV}), downloaded when missing"),
     ("idx:DIR", "MNIST-layout IDX files (train-images-idx3-ubyte ..., .gz ok)"),
     ("npz:FILE", "arrays x (and y), or x_train, y_train, x_test, y_test"),
+    ("npy:FILE", "one array [N, ...] (uint8 or float), memory-mapped: unlabeled data bigger than RAM"),
     ("folder:DIR", "images; one subfolder per class gives labels"),
 )
 
@@ -83,6 +84,8 @@ def load_data(spec: str, data_dir: Optional[str] = None, split_seed: int = 0,
         return readers.load_idx(spec, path)
     if kind == "npz" and arg:
         return readers.load_npz(spec, path, split_seed, test_fraction)
+    if kind == "npy" and arg:
+        return readers.load_npy(spec, path)
     if kind == "folder" and arg:
         return readers.load_folder(spec, path, split_seed, test_fraction)
     raise LayerwiseError(f"unknown data '{spec}': use {spec_forms()}{_path_hint(spec)}")
@@ -93,6 +96,8 @@ def _path_hint(spec: str) -> str:
     path = os.path.expanduser(spec)
     if spec.lower().endswith(".npz"):
         return f" (for this file write npz:{spec})"
+    if spec.lower().endswith(".npy"):
+        return f" (for this file write npy:{spec})"
     if os.path.isdir(path):
         return f" (for this folder write folder:{spec} or idx:{spec})"
     return ""

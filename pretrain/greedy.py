@@ -8,7 +8,9 @@ every batch. One loop trains every kind of layer:
 ``layer.loss`` by default, a closed-form gradient for RBMs).
 
 The run's bookkeeping (checkpoint after every epoch, exact resume) lives in
-:mod:`pretrain.checkpoint`; this module is the loop.
+:mod:`pretrain.checkpoint`; this module is the loop. Under torchrun the same
+loop runs data-parallel: the rules (shared order, slices, averaged gradients,
+gathered codes, rank 0 writes) are in :mod:`pretrain.distributed`.
 """
 import time
 from contextlib import nullcontext
@@ -19,9 +21,12 @@ import numpy as np
 import torch
 
 from .batches import map_batches
-from .checkpoint import CHECKPOINT_REMEDY, Run, layer_seed, random_state, restore_random_state
+from .checkpoint import (CHECKPOINT_REMEDY, Run, layer_seed, random_state, rank_states, restore_random_state,
+                         restore_rank_state)
 from .data import Dataset, resolve_data
 from .device import resolve_device
+from .distributed import (all_sum, average_gradients, broadcast, broadcast_object, describe, is_writer, my_share,
+                          process_group, seed_rank_stream, sharded, world_size)
 from .divergence import Guard, check_input, mean_error
 from .errors import LayerwiseError
 from .io import check_writable, load_state, rebuilding
@@ -64,7 +69,7 @@ def encode(layer: Layer, x: torch.Tensor, path: Optional[Path] = None) -> torch.
         out = torch.from_numpy(np.lib.format.open_memmap(
             path, mode="w+", dtype=np.float32, shape=(len(x), layer.n_hidden)))
     device = next(layer.parameters()).device
-    codes = map_batches(layer, x, ENCODE_ROWS, device=device, out=out)
+    codes = map_batches(sharded(layer), x, ENCODE_ROWS, device=device, out=out)
     return codes if path is not None else codes.to(x.device)
 
 
@@ -120,10 +125,16 @@ def device_batches(x: torch.Tensor, order: torch.Tensor, batch_size: int, device
         yield batch
 
 
+def shared_batches(x: torch.Tensor, order: torch.Tensor, batch_size: int, device: torch.device):
+    """Under torchrun: this rank's slice of every global batch ``x[order[i:i + batch_size]]``, on ``device``."""
+    for start in range(0, order.shape[0], batch_size):
+        yield x.index_select(0, my_share(order[start:start + batch_size])).to(device, non_blocking=True)
+
+
 @timed("training epochs")
 def run_epoch(layer: Layer, optimizer: torch.optim.Optimizer, x: torch.Tensor, batch_size: int,
               progress: Optional[str] = None) -> float:
-    """One pass over ``x`` in a fresh random order; returns the mean loss.
+    """One pass over ``x`` in a fresh random order (rank 0's, under torchrun); returns the mean loss.
 
     Per minibatch: ``layer.accumulate_gradients(batch)`` fills ``.grad`` (see
     :meth:`pretrain.layers.Layer.accumulate_gradients`), then ``optimizer.step()``.
@@ -134,18 +145,22 @@ def run_epoch(layer: Layer, optimizer: torch.optim.Optimizer, x: torch.Tensor, b
     layer.train()
     device = next(layer.parameters()).device
     n_rows = x.shape[0]
-    order = torch.randperm(n_rows).to(x.device)
+    order = broadcast(torch.randperm(n_rows)).to(x.device)  # rank 0's order: every rank walks the same batches
+    batches = (device_batches(x, order, batch_size, device) if world_size() == 1
+               else shared_batches(x, order, batch_size, device))
     total = torch.zeros((), device=device)
-    bar = progress_bar(device_batches(x, order, batch_size, device), progress is not None,
-                       total=-(-n_rows // batch_size), leave=False, unit="batch", desc=progress)
+    bar = progress_bar(batches, progress is not None, total=-(-n_rows // batch_size), leave=False, unit="batch",
+                       desc=progress)
     for step, batch in enumerate(bar):
         layer.zero_grad(set_to_none=True)  # the optimizer's parameters, without its profiler hooks
-        loss = layer.accumulate_gradients(batch)
+        # A rank's slice of a last batch smaller than the world is empty: it adds zero gradients.
+        loss = layer.accumulate_gradients(batch) if batch.shape[0] else batch.new_zeros(())
+        average_gradients(layer, batch.shape[0])
         optimizer.step()
         total.add_(loss, alpha=batch.shape[0])
         if not bar.disable and step % 50 == 0:  # .item() waits for the device: only for a visible bar
             bar.set_postfix(loss=f"{loss.item():.4g}")
-    return float(total) / max(n_rows, 1)
+    return float(all_sum(total)) / max(n_rows, 1)
 
 
 def train_layer(layer: Layer, spec: LayerSpec, index: int, run: Run, x_train: torch.Tensor,
@@ -167,6 +182,8 @@ def train_layer(layer: Layer, spec: LayerSpec, index: int, run: Run, x_train: to
         layer.load_state_dict(run.current["layer"])
         optimizer.load_state_dict(run.current["optimizer"])
         restore_random_state(run.current["rng"])
+        if "ranks" in run.current:
+            restore_rank_state(layer, run.current["ranks"])
         start_epoch = run.current["epoch"]
     for epoch in range(start_epoch, epochs):
         started = time.perf_counter()
@@ -182,6 +199,8 @@ def train_layer(layer: Layer, spec: LayerSpec, index: int, run: Run, x_train: to
         progress_line(f"layer {index + 1} {spec} epoch {epoch + 1}/{epochs}  {shown}", progress)
         run.current = {"index": index, "epoch": epoch + 1, "layer": layer.state_dict(),
                        "optimizer": optimizer.state_dict(), "rng": random_state()}
+        if world_size() > 1:
+            run.current["ranks"] = rank_states(layer)
         with phase("checkpoints"):
             run.save()
 
@@ -223,15 +242,30 @@ def pretrain_stack(data, layers: Sequence[Union[str, LayerSpec]], out: Union[str
         "data": dataset.spec, "split_seed": dataset.split_seed, "seed": seed, "epochs": epochs,
         "batch_size": batch_size, "lr": lr, "val_fraction": val_fraction,
         **({"ais_every": ais_every} if ais_every else {})})  # absent when off: earlier runs still resume
-    device = resolve_device(device)
-    if run.out is None:
-        return train_stack(dataset, specs, run, device, cache_dir, progress)
-    with OutputLock(check_writable(run.out)):  # a second run on this folder stops here, with one line
+    with process_group(resolve_device(device)) as device:
+        progress = progress and is_writer()
+        if run.out is None:
+            return train_stack(dataset, specs, run, device, cache_dir, progress)
+        # a second run on this folder stops here, with one line; only rank 0 holds the lock
+        with OutputLock(check_writable(run.out)) if is_writer() else nullcontext():
+            if open_run(run, resume, overwrite):
+                return finished_stack(run)
+            return train_stack(dataset, specs, run, device, cache_dir, progress)
+
+
+def open_run(run: Run, resume: bool, overwrite: bool) -> bool:
+    """Rank 0 clears orphans and refuses or loads the checkpoint; every rank gets its record.
+
+    Returns True when ``resume`` finds the run already finished.
+    """
+    finished = False
+    if is_writer():
         remove_orphans(run.out)
         run.prepare(resume, overwrite)
-        if resume and (run.out / "stack.pt").exists() and not run.checkpoint_path.exists():
-            return finished_stack(run)
-        return train_stack(dataset, specs, run, device, cache_dir, progress)
+        finished = resume and (run.out / "stack.pt").exists() and not run.checkpoint_path.exists()
+    finished, run.finished, run.current, run.history = broadcast_object(
+        (finished, run.finished, run.current, run.history))
+    return finished
 
 
 def finished_stack(run: Run) -> Stack:
@@ -255,26 +289,45 @@ def train_stack(dataset: Dataset, specs: Sequence[LayerSpec], run: Run, device: 
     first_range = get_layer_class(specs[0].kind).input_range
     with phase("preprocessing"):
         preprocessing = Preprocessing.fit(raw, first_range)
-        train_rows, val_rows = split_validation(len(raw), run.settings["val_fraction"], run.settings["seed"])
-        # Split the raw rows, then convert each part once (no float copy of the whole set to index).
-        x_train = preprocessing(raw[train_rows.numpy()])
-        x_val = preprocessing(raw[val_rows.numpy()]) if len(val_rows) else x_train[:0]
-    if cache_dir is None:
-        x_train, x_val = x_train.to(device), x_val.to(device)
-    else:
+    train_rows, val_rows = split_validation(len(raw), run.settings["val_fraction"], run.settings["seed"])
+    mapped = isinstance(raw, np.memmap)
+    if mapped and cache_dir is None:
+        cache_dir = run.out  # memory-mapped data: its inputs and codes go to files in the output folder
+    if cache_dir is not None:
         remove_orphans(cache_dir)
     with PrivateCache(cache_dir) if cache_dir is not None else nullcontext() as cache:
+        x_train, x_val = (model_inputs(raw, rows, preprocessing, cache.path(f"inputs_{name}.npy")
+                                       if cache is not None and mapped else None)
+                          for name, rows in (("train", train_rows), ("val", val_rows)))
+        if cache is None:
+            x_train, x_val = x_train.to(device), x_val.to(device)
         trained = train_layers(specs, run, x_train, x_val, device, first_range, cache, progress)
     seconds = {name: round(total - seconds_before.get(name, 0.0), 3) for name, total in SECONDS.items()
                if total != seconds_before.get(name)}
     info = {**run.settings, "layer_specs": run.layers, "n_train": len(train_rows), "n_val": len(val_rows),
-            "history": run.history, "seconds": seconds, "versions": versions()}
+            "history": run.history, "seconds": seconds, "versions": versions(),
+            "distributed": describe(run.settings["batch_size"])}
     stack = Stack([layer.cpu() for layer in trained], preprocessing, info)
-    if run.out is not None:
+    if run.out is not None and is_writer():
         with phase("saving the stack"):
             stack.save(run.out)
             run.close()
     return stack
+
+
+def model_inputs(raw: np.ndarray, rows: torch.Tensor, preprocessing: Preprocessing,
+                 path: Optional[Path] = None) -> torch.Tensor:
+    """The preprocessed ``rows`` of ``raw``, a chunk at a time: in RAM, or memory-mapped at ``path``.
+
+    A memory-mapped ``raw`` is read one chunk of rows at a time, so neither it nor
+    its float copy is ever whole in memory.
+    """
+    out = None
+    if path is not None:
+        out = torch.from_numpy(np.lib.format.open_memmap(
+            path, mode="w+", dtype=np.float32, shape=(len(rows), preprocessing.n_features)))
+    inputs = map_batches(lambda chunk: preprocessing(raw[chunk.numpy()]), rows, ENCODE_ROWS, out=out)
+    return inputs.reshape(len(rows), preprocessing.n_features)
 
 
 def train_layers(specs: Sequence[LayerSpec], run: Run, x_train: torch.Tensor, x_val: torch.Tensor,
@@ -284,6 +337,7 @@ def train_layers(specs: Sequence[LayerSpec], run: Run, x_train: torch.Tensor, x_
     for index, spec in enumerate(specs):
         torch.manual_seed(layer_seed(run.settings["seed"], index))
         layer = spec.build(x_train.shape[1], input_range).to(device)
+        seed_rank_stream(layer_seed(run.settings["seed"], index))
         if index < len(run.finished):
             with rebuilding(run.checkpoint_path, "checkpoint", CHECKPOINT_REMEDY):
                 load_state(layer, run.finished[index], f"layer {index + 1} ({spec})")

@@ -1,4 +1,4 @@
-"""Readers of each data-spec kind: torchvision datasets, IDX files, npz archives, image folders.
+"""Readers of each data-spec kind: torchvision datasets, IDX files, npz archives, npy memory maps, image folders.
 
 Each returns a :class:`~pretrain.dataset.Dataset` of raw arrays; labeled data
 without a test split of its own gets a stratified one drawn with ``split_seed``.
@@ -177,6 +177,19 @@ def load_npz(spec: str, path: str, split_seed: int, test_fraction: float) -> Dat
                              f"examples are {x_test.shape[1:]}; save both with the same shape")
     return Dataset(spec, x_train, _check_labels(x_train, arrays["y_train"], f"{path} y_train"),
                    x_test, _check_labels(x_test, arrays["y_test"], f"{path} y_test"))
+
+
+def load_npy(spec: str, path: str) -> Dataset:
+    """Memory-map an array ``[N, ...]`` from a .npy file: unlabeled data read a batch at a time, never whole."""
+    if not os.path.isfile(path):
+        raise LayerwiseError(f"npy file {path} not found: check the path after 'npy:'")
+    try:
+        x = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise LayerwiseError(f"cannot read {path} ({err}): save one numeric array with numpy.save(path, x)") from None
+    if not isinstance(x, np.ndarray):  # an .npz archive loads as a dict of arrays
+        raise LayerwiseError(f"{path} is not an .npy array: save one array with numpy.save(path, x), or use npz:")
+    return Dataset(spec, _check_x(x, path), None, None, None)
 
 
 def _image_files(folder: str) -> list:

@@ -280,7 +280,7 @@ def test_folder_class_with_one_image_cannot_be_stratified(tmp_path):
 
 @pytest.mark.parametrize("spec", ["foo", "idx:", "csv:data.csv", ""])
 def test_unknown_spec_lists_valid_ones(spec):
-    with pytest.raises(LayerwiseError, match="unknown data .*digits, mnist.*npz:FILE or folder:DIR"):
+    with pytest.raises(LayerwiseError, match="unknown data .*digits, mnist.*npz:FILE, npy:FILE or folder:DIR"):
         load_data(spec)
 
 

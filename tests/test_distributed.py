@@ -1,0 +1,131 @@
+"""Data-parallel pretraining on two CPU processes (gloo), started by the tests themselves.
+
+Two ways in, as users start it: ``torchrun`` in a subprocess, and two plain
+processes given the variables torchrun sets (``RANK``, ``WORLD_SIZE``,
+``MASTER_ADDR`` ...), which lets a test read each rank's output and kill one.
+"""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import pretrain
+from pretrain.stack import load_stack
+
+ROOT = Path(__file__).resolve().parent.parent
+TORCHRUN = Path(sys.executable).parent / "torchrun"
+#: seconds any launched run may take before the test fails instead of hanging.
+LIMIT_S = 120
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), "LAYERWISE_DIST_TIMEOUT": "20"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_ranks(args, world=2):
+    """``python -m pretrain ARGS`` as ``world`` processes of one run, as torchrun would start them."""
+    port = free_port()
+    return [subprocess.Popen([sys.executable, "-m", "pretrain", *args], cwd=ROOT, text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             env={**ENV, "RANK": str(r), "LOCAL_RANK": str(r), "WORLD_SIZE": str(world),
+                                  "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
+            for r in range(world)]
+
+
+def finish(processes):
+    """Each process's (returncode, stdout, stderr), killing all of them past the limit."""
+    try:
+        return [(p.wait(LIMIT_S), *p.communicate()) for p in processes]
+    finally:
+        for p in processes:
+            if p.poll() is None:
+                p.kill()
+
+
+def weights(stack):
+    return {f"{i}.{k}": v for i, layer in enumerate(stack.layers) for k, v in layer.state_dict().items()
+            if k != "chain"}
+
+
+def test_torchrun_ae_equals_one_process_with_the_same_global_batch(tmp_path):
+    """The gradient of the 50-row batch is the row-weighted mean of two 25-row halves (and 4 + 3 rows for
+    the last, 7-row, batch): equal to one process's up to float32 summation order, ~1e-7 relative per step.
+    Over 70 Adam steps it stays near float32's resolution (measured: max |diff| 3e-8 on weights of size
+    0.3); 1e-6 leaves room for other BLAS builds and still catches a missing average (a factor 2 in every
+    step) or a rank training on the other's rows."""
+    out = tmp_path / "dp"
+    command = [str(TORCHRUN), "--standalone", "--nproc_per_node", "2", "-m", "pretrain", "digits", "-l", "ae:16",
+               "-o", str(out), "--epochs", "2", "--batch-size", "50", "--seed", "1", "--no-plots", "--device", "cpu"]
+    done = subprocess.run(command, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=LIMIT_S)
+    assert done.returncode == 0, done.stderr[-2000:]
+    single = pretrain.pretrain_stack("digits", ["ae:16"], epochs=2, batch_size=50, seed=1, progress=False)
+    parallel = load_stack(out)
+    for name, value in weights(single).items():
+        torch.testing.assert_close(weights(parallel)[name], value, rtol=0, atol=1e-6, msg=name)
+    record = json.loads((out / "stack.json").read_text())["distributed"]
+    assert record == {"world_size": 2, "backend": "gloo", "global_batch": 50, "per_rank_batch": 25}
+    losses = [entry["loss"] for entry in parallel.info["history"]]
+    assert losses == pytest.approx([entry["loss"] for entry in single.info["history"]], rel=1e-4)
+
+
+def test_two_rbm_processes_reach_the_single_process_error_and_only_rank_0_writes(tmp_path):
+    out = tmp_path / "dp"
+    args = ["digits", "-l", "rbm:32", "-o", str(out), "--epochs", "5", "--batch-size", "100", "--seed", "0",
+            "--no-plots"]
+    (code0, stdout0, stderr0), (code1, stdout1, stderr1) = finish(start_ranks(args))
+    assert code0 == code1 == 0, stderr0[-2000:] + stderr1[-2000:]
+    assert "layer 1 rbm:32 epoch 5/5" in stderr0 and "saved" in stdout0
+    assert stdout1 == stderr1 == ""  # rank 1 prints nothing
+    assert sorted(p.name for p in out.iterdir()) == ["stack.json", "stack.pt"]
+    parallel = load_stack(out).info["history"][-1]["recon_val"]
+    singles = [pretrain.pretrain_stack("digits", ["rbm:32"], epochs=5, batch_size=100, seed=seed,
+                                       progress=False).info["history"][-1]["recon_val"] for seed in range(4)]
+    spread = max(singles) - min(singles)
+    assert min(singles) - spread <= parallel <= max(singles) + spread, (parallel, singles)
+
+
+def test_a_killed_rank_ends_the_run_with_one_line_and_resume_continues_it_exactly(tmp_path):
+    """Kill rank 1 mid-run: rank 0 stops with one line well within the 20 s timeout; a two-process
+    resume from rank 0's checkpoint (every rank's random state and PCD chains) ends where an
+    uninterrupted two-process run ends, bit for bit."""
+    args = ["digits", "-l", "rbm:32,pcd=true", "--epochs", "15", "--batch-size", "50", "--seed", "3",
+            "--no-plots"]
+    ranks = start_ranks([*args, "-o", str(tmp_path / "killed")])
+    checkpoint = tmp_path / "killed" / "checkpoint.pt"
+    deadline = time.monotonic() + LIMIT_S
+    while not checkpoint.exists() and time.monotonic() < deadline and ranks[0].poll() is None:
+        time.sleep(0.2)
+    ranks[1].send_signal(signal.SIGKILL)
+    killed_at = time.monotonic()
+    (code0, _, stderr0), _ = finish(ranks)
+    assert time.monotonic() - killed_at < 20
+    assert code0 != 0
+    lines = [line for line in stderr0.splitlines() if not line.startswith("layer ")]
+    assert len(lines) == 1 and lines[0].startswith("Error: process 0 of 2 stops:"), stderr0[-2000:]
+    assert checkpoint.exists()
+
+    resuming = start_ranks([*args, "-o", str(tmp_path / "killed"), "--resume"])
+    results = finish(resuming + start_ranks([*args, "-o", str(tmp_path / "whole")]))
+    assert [code for code, _, _ in results] == [0] * 4, results[0][2][-2000:]
+    assert 0 < results[0][2].count("/15  loss") < 15  # it continued, did not start again
+    a, b = load_stack(tmp_path / "killed"), load_stack(tmp_path / "whole")
+    for name, value in weights(b).items():
+        assert torch.equal(weights(a)[name], value), name
+
+
+def test_a_resume_with_another_number_of_processes_is_refused_with_one_line(tmp_path):
+    from pretrain.checkpoint import restore_rank_state
+    from pretrain.errors import LayerwiseError
+    layer = torch.nn.Linear(2, 2)
+    with pytest.raises(LayerwiseError, match="written by 2 processes, this run has 1"):
+        restore_rank_state(layer, [{}, {}])

@@ -93,7 +93,7 @@ POSITIVE = Finite(min=0, min_open=True)
                    "predictions as targets, dropout in the body) or reconstruction (each trained layer keeps "
                    "reconstructing its input through its pretrained decoder; stacks, schedules that train the body).")
 @click.option("--semi-weight", type=Finite(min=0),
-              help="Final weight of the unlabeled term  [default: 3 for pseudo-label, 1 for reconstruction]")
+              help="Final weight of the unlabeled term  [default: 3]")
 @click.option("--jobs", default=1, type=click.IntRange(min=1),
               help="Worker processes for the cells of the comparison, each with its share of the cores "
                    "(the numbers are those of --jobs 1).")

@@ -57,7 +57,7 @@ class Options:
     threads: int = 0
     #: semi-supervised fine-tuning (:mod:`finetune.semi`): none, pseudo-label or reconstruction
     semi: str = "none"
-    #: the unsupervised term's final weight; None: the method's default (3 for pseudo-label, 1 for reconstruction)
+    #: the unsupervised term's final weight; None: the method's default (3, see finetune.semi.DEFAULT_WEIGHTS)
     semi_weight: Optional[float] = None
     #: optimizer steps (T1, T2) of a stage between which the pseudo-label weight rises from 0 to ``semi_weight``
     semi_ramp: Tuple[int, int] = RAMP

@@ -159,3 +159,13 @@ def test_pseudo_labels_under_linear_train_the_head_alone_and_repeat(small_stack)
 def load_stack_body(folder):
     from finetune.sources import load_source
     return load_source(folder, load_data("digits")).body()
+
+
+@pytest.mark.parametrize("semi", ["pseudo-label", "reconstruction"])
+def test_two_jobs_give_the_numbers_of_one(small_stack, semi):
+    """The pool is drawn from each cell's seed: worker processes give exactly the rows of one process."""
+    grid = dict(sources=[small_stack, f"random:{small_stack}"], schedules=["two-stage"], labels_per_class="5",
+                seeds=1, epochs=2, semi=semi, semi_ramp=(0, 20), progress=False)
+    one, two = compare("digits", jobs=1, **grid), compare("digits", jobs=2, **grid)
+    strip = [{k: v for k, v in row.items() if k != "train_seconds"} for row in one]
+    assert strip == [{k: v for k, v in row.items() if k != "train_seconds"} for row in two]

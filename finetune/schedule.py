@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # torch stays unimported until a schedule is used: `finetune 
     from .body import Body
 
 SCHEDULES = ("linear", "two-stage", "full", "gradual")
-#: what every schedule can add from the unlabeled pool (:mod:`finetune.semi`); declared here, without torch, for `--help`
+#: what every schedule can add from the unlabeled pool (:mod:`finetune.semi`); here, without torch, for `--help`
 SEMI_METHODS = ("none", "pseudo-label", "reconstruction")
 
 

@@ -125,6 +125,14 @@ def probe_stage(model: Classifier, stage: Stage, fit: Split, val: Optional[Split
             "C": result.C, "C_chosen_by": result.chosen_by, "cv_accuracy": result.cv_accuracy}
 
 
+def step_loss(model: Classifier, forward: Callable, x: torch.Tensor, y: torch.Tensor, stage: Stage,
+              semi: Optional[SemiTerm], step: int) -> torch.Tensor:
+    """The loss of one optimizer step: the cross-entropy of the labeled batch, with ``semi``'s unlabeled term."""
+    if semi is None:
+        return F.cross_entropy(forward(x), y)
+    return semi.loss(model, stage.frozen, x, y, step)
+
+
 def train_stage(model: Classifier, stage: Stage, fit: Split, val: Optional[Split],
                 settings: TrainSettings, desc: str, semi: Optional[SemiTerm] = None) -> Dict[str, float]:
     """Train ``stage`` on preprocessed inputs; returns what happened (epochs, steps, best validation score).
@@ -153,8 +161,8 @@ def train_stage(model: Classifier, stage: Stage, fit: Split, val: Optional[Split
     last = semi is not None and stage.frozen < len(model.body.groups)  # a semi stage training the body runs its length
     if val is not None and not last:
         best, best_state = score(model, forward, val, device), trainable_state(trained)
-    bar = progress_bar(range(min_epochs if last else max(settings.epochs, min_epochs)), settings.progress, desc=desc, leave=False,
-                       unit="epoch")
+    epochs = min_epochs if last else max(settings.epochs, min_epochs)
+    bar = progress_bar(range(epochs), settings.progress, desc=desc, leave=False, unit="epoch")
     for epoch in bar:
         model.train()
         order = torch.randperm(len(x_fit)).to(device)
@@ -163,11 +171,7 @@ def train_stage(model: Classifier, stage: Stage, fit: Split, val: Optional[Split
             if len(batch) == 1 < len(x_fit):
                 continue  # a lone example would break BatchNorm; it is drawn into another batch next epoch
             optimizer.zero_grad(set_to_none=True)
-            if semi is None:
-                loss = F.cross_entropy(forward(x_fit[batch]), y_fit[batch])
-            else:
-                loss = semi.loss(model, stage.frozen, x_fit[batch], y_fit[batch], steps)
-            loss.backward()
+            step_loss(model, forward, x_fit[batch], y_fit[batch], stage, semi, steps).backward()
             optimizer.step()
             steps += 1
         if val is None or last:
@@ -187,7 +191,8 @@ def train_stage(model: Classifier, stage: Stage, fit: Split, val: Optional[Split
 
 
 def train_classifier(model: Classifier, stages: List[Stage], fit: Split, val: Optional[Split],
-                     settings: TrainSettings, desc: str = "", semi: Optional[SemiTerm] = None) -> List[Dict[str, float]]:
+                     settings: TrainSettings, desc: str = "",
+                     semi: Optional[SemiTerm] = None) -> List[Dict[str, float]]:
     """Run the stages of a schedule in order; the model ends in eval mode with its best weights.
 
     A head stage followed by others is kept when the fine-tuned model does not score higher on ``val``;

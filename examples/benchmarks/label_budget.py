@@ -116,7 +116,8 @@ def reference_row(experiment: Experiment, body: Body, budget, seed: int, inputs,
     predicted, C = sklearn_probe(x, labels, x_test)
     y_test, n_classes = experiment.dataset.y_test, experiment.n_classes
     return {"source": REFERENCE, "schedule": "linear", "semi": "none",
-            "labels_per_class": budget.labels_per_class(n_classes), "labels": len(labels), "n_classes": n_classes, "seed": seed, "test_accuracy": float(np.mean(predicted == y_test)),
+            "labels_per_class": budget.labels_per_class(n_classes), "labels": len(labels), "n_classes": n_classes,
+            "seed": seed, "test_accuracy": float(np.mean(predicted == y_test)),
             "macro_f1": float(f1_score(y_test, predicted, average="macro")),
             "train_seconds": round(time.perf_counter() - started, 3), "epochs": 0, "C": C}
 
@@ -208,16 +209,18 @@ def write_results(rows: list, out: Path, pretrain_seconds: float) -> None:
     finetune.write_report(rows, out)
     seconds = {source: sum(row["train_seconds"] for row in rows if row["source"] == source)
                for source in (PRETRAINED, CONTROL, PIXELS, REFERENCE)}
-    kept = {budget: [row["kept"] for row in rows if row["schedule"] == "two-stage" and row.get("semi", "none") == "none"
-                     and row["labels_per_class"] == budget
-                     and row["source"] == PRETRAINED] for budget in dict.fromkeys(r["labels_per_class"] for r in rows)}
+    kept = {(semi, budget): [row["kept"] for row in rows
+                             if row["schedule"] == "two-stage" and row["source"] == PRETRAINED
+                             and row.get("semi", "none") == semi and row["labels_per_class"] == budget]
+            for semi in dict.fromkeys(r.get("semi", "none") for r in rows)
+            for budget in dict.fromkeys(r["labels_per_class"] for r in rows)}
     commands = dict.fromkeys(row["command"] for row in rows)
     notes = ["## Setup", "", "Made by", "", *[f"    {command}" for command in commands], "",
              f"Stack 784-1000-500-250 (`{' '.join('-l ' + s for s in LAYERS)}`), pretrained on the 60,000 "
              f"training images (5% held out to monitor it) in {pretrain_seconds:.0f} s (sum of epoch times).",
              "Fine-tuning time, all rows: " + ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items()) + ".",
-             "What the pretrained two-stage runs kept, per budget: "
-             + "; ".join(f"{b}: {', '.join(map(str, k))}" for b, k in kept.items() if k) + ".",
+             "What the pretrained two-stage runs kept, per semi-supervised method and budget: "
+             + "; ".join(f"{m} {b}: {', '.join(map(str, k))}" for (m, b), k in kept.items() if k) + ".",
              "", "## Targets", ""]
     notes += [f"- {line}" for line in target_lines(rows)]
     with open(out / "results.md", "a") as results:

@@ -169,3 +169,18 @@ def test_two_jobs_give_the_numbers_of_one(small_stack, semi):
     one, two = compare("digits", jobs=1, **grid), compare("digits", jobs=2, **grid)
     strip = [{k: v for k, v in row.items() if k != "train_seconds"} for row in one]
     assert strip == [{k: v for k, v in row.items() if k != "train_seconds"} for row in two]
+
+
+@pytest.mark.parametrize("source, schedule, semi, drop_top", [
+    ("pixels", "linear", "pseudo-label", 0),
+    ("pixels", "two-stage", "pseudo-label", 0),
+    ("STACK", "full", "pseudo-label", 0),
+    ("random:STACK", "gradual", "reconstruction", 0),
+    ("STACK", "full", "reconstruction", 1),
+])
+def test_every_source_and_schedule_runs_with_what_applies(small_stack, source, schedule, semi, drop_top):
+    """A run, not a measurement: with so short a ramp ``full`` confirms the random head's guesses."""
+    model = fine_tune("digits", source.replace("STACK", small_stack), schedule=schedule, labels_per_class=5,
+                      semi=semi, semi_ramp=(0, 5), drop_top=drop_top, epochs=1, progress=False)
+    assert model.metrics["semi"] == semi and 0 <= model.metrics["test_accuracy"] <= 1
+    assert sum(stage["steps"] for stage in model.metrics["history"]) >= 305  # T2 + min_steps

@@ -9,7 +9,7 @@ import click
 from pretrain.commandline import (CONTEXT, Finite, Parsed, command_line, common_options, data_help, report_errors,
                                   usage_error)
 
-from .schedule import SCHEDULES
+from .schedule import SCHEDULES, SEMI_METHODS
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
@@ -88,6 +88,12 @@ POSITIVE = Finite(min=0, min_open=True)
                    "and write a CSV of predictions and probabilities.")
 @click.option("--predictions", type=click.Path(dir_okay=False), default="predictions.csv",
               help="Where --predict writes its CSV.")
+@click.option("--semi", default="none", show_default=True, type=click.Choice(SEMI_METHODS),
+              help="Use the unlabeled training images while fine-tuning: pseudo-label (Lee 2013: the model's own "
+                   "predictions as targets, dropout in the body) or reconstruction (each trained layer keeps "
+                   "reconstructing its input through its pretrained decoder; stacks, schedules that train the body).")
+@click.option("--semi-weight", type=Finite(min=0),
+              help="Final weight of the unlabeled term  [default: 3]")
 @click.option("--jobs", default=1, type=click.IntRange(min=1),
               help="Worker processes for the cells of the comparison, each with its share of the cores "
                    "(the numbers are those of --jobs 1).")
@@ -99,7 +105,7 @@ POSITIVE = Finite(min=0, min_open=True)
 @report_errors
 def main(data, source, schedules, labels_per_class, labels, seeds, seed, head, drop_top, unfreeze, body_lr_scale,
          lr_decay, lr, epochs, batch_size, report_dir, save_dir, input_size, adapt_first_conv, list_backbones,
-         classifier_dir, predictions, jobs, advise, quiet, device, threads, data_dir, split_seed):
+         classifier_dir, predictions, semi, semi_weight, jobs, advise, quiet, device, threads, data_dir, split_seed):
     """Fine-tune bodies on few labels of DATA and compare them.
 
     \b
@@ -132,16 +138,21 @@ def main(data, source, schedules, labels_per_class, labels, seeds, seed, head, d
         return _advise(dataset, source, labels_per_class, labels, seed, report_dir, device=device,
                        split_seed=split_seed, data_dir=data_dir, input_size=input_size,
                        adapt_first_conv=adapt_first_conv, progress=not quiet)
+    from pretrain.device import resolve_device
+    from pretrain.distributed import is_writer, process_group
+
     from .experiment import compare
     from .report import format_table, write_report
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), process_group(resolve_device(device)) as rank_device:  # torchrun: cells spread
         warnings.showwarning = _show_warning
         rows = compare(
             dataset, list(source), list(dict.fromkeys(schedules)), labels_per_class, list(range(seed, seed + seeds)),
             labels=labels, save=save_dir, head=head, drop_top=drop_top, unfreeze=unfreeze,
             body_lr_scale=body_lr_scale, lr_decay=lr_decay, lr=lr, epochs=epochs, batch_size=batch_size,
-            device=device, split_seed=split_seed, input_size=input_size, adapt_first_conv=adapt_first_conv,
-            jobs=jobs, threads=threads, progress=not quiet)
+            device=str(rank_device), split_seed=split_seed, input_size=input_size, adapt_first_conv=adapt_first_conv,
+            semi=semi, semi_weight=semi_weight, jobs=jobs, threads=threads, progress=not quiet and is_writer())
+        if not is_writer():
+            return
     click.echo(format_table(rows))
     if report_dir:
         rows.config["command"] = command_line(click.get_current_context())

@@ -12,13 +12,14 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 
 from pretrain.batches import map_batches
 from pretrain.data import resolve_data
+from pretrain.distributed import is_writer, process_group, world_size
 from pretrain.errors import LayerwiseError
 from pretrain.progress import progress_line
 
@@ -27,6 +28,7 @@ from .budget import Budget, check_labeled, parse_budgets, sample_labels, validat
 from .cells import execute
 from .classifier import Classifier, build_head, parse_head
 from .schedule import check_schedule, make_stages
+from .semi import DROPOUT, RAMP, SemiSettings, SemiTerm, UnlabeledPool, semi_settings
 from .sources import Source, parse_source
 from .train import TrainSettings, test_metrics, train_classifier
 
@@ -54,8 +56,17 @@ class Options:
     #: worker processes for the cells of a comparison (see :mod:`finetune.cells`); 0 threads: shared out
     jobs: int = 1
     threads: int = 0
+    #: semi-supervised fine-tuning (:mod:`finetune.semi`): none, pseudo-label or reconstruction
+    semi: str = "none"
+    #: the unsupervised term's final weight; None: the method's default (3, see finetune.semi.DEFAULT_WEIGHTS)
+    semi_weight: Optional[float] = None
+    #: optimizer steps (T1, T2) of a stage between which the pseudo-label weight rises from 0 to ``semi_weight``
+    semi_ramp: Tuple[int, int] = RAMP
+    #: dropout probability in the body under pseudo-labels
+    semi_dropout: float = DROPOUT
     head_config: dict = field(init=False)
     settings: TrainSettings = field(init=False)
+    semi_settings: SemiSettings = field(init=False)
 
     def __post_init__(self):
         from pretrain.device import resolve_device
@@ -63,6 +74,8 @@ class Options:
             raise LayerwiseError(f"epochs={self.epochs}, batch_size={self.batch_size}, lr={self.lr}, "
                                  f"jobs={self.jobs}: epochs, batch_size and jobs must be at least 1 and lr positive")
         self.head_config = parse_head(self.head)
+        self.semi_settings = semi_settings(self.semi, self.semi_weight, self.semi_ramp, self.semi_dropout)
+        self.semi_weight = self.semi_settings.weight
         self.settings = TrainSettings(lr=self.lr, epochs=self.epochs, batch_size=self.batch_size,
                                       device=resolve_device(self.device), progress=self.progress)
 
@@ -88,6 +101,8 @@ class Experiment:
         self.n_classes = self.dataset.n_classes
         self.classes = self.dataset.class_names
         self.samples: Dict[tuple, np.ndarray] = {}
+        #: the unlabeled pool of ``semi`` (:meth:`pretrain.dataset.Dataset.pretraining_images`), joined on first use
+        self.unlabeled: Optional[np.ndarray] = None
 
     def sample(self, budget: Budget, seed: int) -> np.ndarray:
         """Indices of the label sample of ``budget`` and ``seed``: the same for every source and schedule."""
@@ -108,11 +123,32 @@ class Experiment:
         o = self.options
         return make_stages(schedule, len(body.groups), o.unfreeze, o.body_lr_scale, o.lr_decay)
 
+    def decoders(self, source: Source, schedule: str, seed: int) -> Optional[List[torch.nn.Module]]:
+        """The decoders ``semi=reconstruction`` trains with (None for other methods); one line where it cannot apply."""
+        if self.options.semi != "reconstruction":
+            return None
+        decoders, body = source.decoders(seed), self.body(source, seed)
+        if all(stage.frozen == len(body.groups) for stage in self.stages(schedule, body)):
+            raise LayerwiseError(f"semi=reconstruction needs a schedule that trains the body: schedule={schedule} "
+                                 f"trains the head alone; use two-stage, full or gradual, or semi=pseudo-label")
+        return decoders[:len(body.groups)]
+
+    def semi_term(self, body: Body, seed: int, decoders: Optional[List[torch.nn.Module]]) -> Optional[SemiTerm]:
+        """The unlabeled term of a cell (None under ``semi=none``): the pool drawn from ``seed``, the decoders."""
+        settings = self.options.semi_settings
+        if settings.method == "none":
+            return None
+        if self.unlabeled is None:  # train + unlabeled, joined once per experiment
+            self.unlabeled = self.dataset.pretraining_images()
+        pool = UnlabeledPool(self.unlabeled, body.preprocess, self.options.batch_size, seed)
+        return SemiTerm(settings, pool, decoders)
+
     def run(self, source: str, body: Body, schedule: str, budget: Budget, seed: int, inputs: torch.Tensor,
-            test_inputs: torch.Tensor) -> Classifier:
+            test_inputs: torch.Tensor, decoders: Optional[List[torch.nn.Module]] = None) -> Classifier:
         """Fine-tune ``body`` (a fresh copy from its source) on the preprocessed label sample ``inputs`` of ``budget`` and ``seed``.
 
-        The classifier's ``metrics`` are the row of the results (plus the stages' history).
+        ``decoders``: those of :meth:`decoders` under ``semi=reconstruction``. The classifier's
+        ``metrics`` are the row of the results (plus the stages' history).
         """
         started = time.perf_counter()
         torch.manual_seed(seed)
@@ -124,10 +160,11 @@ class Experiment:
         val = (inputs[val_rows], y[val_rows]) if len(val_rows) else None
         desc = f"{source} {schedule} labels {budget.label} seed {seed}"
         history = train_classifier(model, self.stages(schedule, body), (inputs[fit_rows], y[fit_rows]), val,
-                                   self.options.settings, desc)
+                                   self.options.settings, desc, self.semi_term(body, seed, decoders))
         seconds = time.perf_counter() - started
         metrics = test_metrics(model, test_inputs, self.dataset.y_test, self.n_classes, self.options.settings.device)
-        model.metrics = {"source": source, "schedule": schedule,
+        model.metrics = {"source": source, "schedule": schedule, "semi": self.options.semi,
+                         "semi_weight": self.options.semi_weight,
                          "labels_per_class": budget.labels_per_class(self.n_classes), "labels": len(labels),
                          "n_classes": self.n_classes, "seed": seed, **metrics, "train_seconds": round(seconds, 3),
                          "epochs": sum(stage["epochs"] for stage in history), "C": history[0].get("C"),
@@ -147,7 +184,8 @@ class Results(list):
 def run_config(experiment: "Experiment", sources: Sequence[Source], schedules, budgets, seeds) -> Dict:
     """Everything that made a comparison, for results.json: data, grid, options, sources' provenance, versions."""
     from pretrain.stack import versions
-    options = {k: v for k, v in vars(experiment.options).items() if k not in ("head_config", "settings")}
+    options = {k: v for k, v in vars(experiment.options).items()
+               if k not in ("head_config", "settings", "semi_settings")}
     data = experiment.dataset
     return {"data": {"spec": data.spec, "split_seed": data.split_seed, "n_classes": experiment.n_classes,
                      "classes": experiment.classes, "n_train": len(data.x_train), "n_test": len(data.x_test)},
@@ -185,6 +223,7 @@ def compare(data, sources: Sequence[str], schedules: Sequence[str] = ("two-stage
         body = experiment.body(source, seeds[0])
         for schedule in schedules:
             experiment.stages(schedule, body)
+            experiment.decoders(source, schedule, seeds[0])
     several = len(bound) * len(schedules) * len(budgets) * len(seeds) > 1
     rows = Results(config=run_config(experiment, bound, schedules, budgets, seeds))
     tasks = []
@@ -193,11 +232,15 @@ def compare(data, sources: Sequence[str], schedules: Sequence[str] = ("two-stage
         tasks += [(experiment, source, seed, budget, schedules, test_inputs)
                   for seed, budget in itertools.product(seeds, budgets)]
     options = experiment.options
-    for (_, source, seed, budget, _, _), models in zip(tasks, execute(train_cells, tasks, options.jobs,
-                                                                      options.threads)):
+    with process_group(options.settings.device) as device:  # under torchrun: the cells spread over the processes
+        options.settings.device, writer = device, is_writer()
+        options.progress = options.settings.progress = options.progress and writer
+        rows.config["world_size"] = world_size()
+        results = execute(train_cells, tasks, options.jobs, options.threads)
+    for (_, source, seed, budget, _, _), models in zip(tasks, results):
         for schedule, model in zip(schedules, models):
             rows.append({k: v for k, v in model.metrics.items() if k != "history"})
-            if save is not None:
+            if save is not None and writer:
                 model.save(Path(save, cell_name(source.text, schedule, budget, seed)) if several else Path(save))
     return rows
 
@@ -208,7 +251,8 @@ def train_cells(experiment: Experiment, source: Source, seed: int, budget: Budge
     fine-tuned model per schedule, each from a fresh body."""
     inputs = preprocess(experiment.body(source, seed), experiment.x_train[experiment.sample(budget, seed)])
     test = torch.from_numpy(np.array(test_inputs))  # a private, writable copy (workers get read-only maps)
-    return [experiment.run(source.text, experiment.body(source, seed), schedule, budget, seed, inputs, test)
+    return [experiment.run(source.text, experiment.body(source, seed), schedule, budget, seed, inputs, test,
+                           experiment.decoders(source, schedule, seed))
             for schedule in schedules]
 
 
@@ -224,5 +268,6 @@ def fine_tune(data, source: str, *, schedule: str = "two-stage", labels_per_clas
     sample = experiment.sample(budget, seed)
     bound = experiment.bind(source)
     body = experiment.body(bound, seed)
-    return experiment.run(bound.text, body, check_schedule(schedule), budget, seed,
-                          preprocess(body, experiment.x_train[sample]), preprocess(body, experiment.dataset.x_test))
+    decoders = experiment.decoders(bound, check_schedule(schedule), seed)
+    return experiment.run(bound.text, body, schedule, budget, seed, preprocess(body, experiment.x_train[sample]),
+                          preprocess(body, experiment.dataset.x_test), decoders)

@@ -1,7 +1,7 @@
 """The answer to "does pretraining help with my few labels?": tables, JSON/CSV/Markdown and a plot.
 
 Rows (one per fine-tuned model, each carrying its ``n_classes``) are
-summarised per source, schedule and budget as mean ± standard deviation over
+summarised per source, schedule (with its semi-supervised method) and budget as mean ± standard deviation over
 seeds (sample std, ddof=1). Each source that has a control among the sources
 (``random:STACK_DIR`` for ``STACK_DIR``, ``torchvision:NAME@none`` for an
 ImageNet backbone) also gets its **paired gap**: per seed, its accuracy minus
@@ -17,8 +17,8 @@ import numpy as np
 
 from pretrain.io import save_json, save_text
 
-FIELDS = ("source", "schedule", "labels_per_class", "labels", "n_classes", "seed", "test_accuracy", "macro_f1",
-          "train_seconds", "epochs", "C", "kept")
+FIELDS = ("source", "schedule", "semi", "semi_weight", "labels_per_class", "labels", "n_classes", "seed",
+          "test_accuracy", "macro_f1", "train_seconds", "epochs", "C", "kept")
 # In the plot a source keeps its colour and a schedule its line style and marker.
 LINESTYLES = ("-", "--", ":", "-.")
 MARKERS = ("o", "s", "^", "D")
@@ -35,11 +35,17 @@ def budget_name(value) -> str:
     return value if isinstance(value, str) else f"{value:g}"
 
 
+def method(row: Dict) -> str:
+    """A row's schedule, with its semi-supervised method when it has one: ``two-stage + pseudo-label``."""
+    semi = row.get("semi", "none")
+    return row["schedule"] if semi == "none" else f"{row['schedule']} + {semi}"
+
+
 def summarize(rows: Sequence[Dict], metric: str) -> Dict[Tuple[str, str], Dict]:
-    """``{(source, schedule): {labels_per_class: (mean, std)}}``, in the order rows came."""
+    """``{(source, method): {labels_per_class: (mean, std)}}``, in the order rows came (see :func:`method`)."""
     values: Dict[Tuple[str, str], Dict] = {}
     for row in rows:
-        cell = values.setdefault((row["source"], row["schedule"]), {})
+        cell = values.setdefault((row["source"], method(row)), {})
         cell.setdefault(row["labels_per_class"], []).append(row[metric])
     return {line: {budget: (float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else 0.0)
                    for budget, v in cells.items()}
@@ -55,12 +61,12 @@ def control_of(source: str) -> Optional[str]:
 def paired_gaps(rows: Sequence[Dict], metric: str = "test_accuracy") -> Dict[Tuple[str, str], Dict]:
     """``{(source, schedule): {budget: (mean gap, low, high, n)}}`` against each source's control.
 
-    Pairs are rows of the same schedule, budget and seed (the same label
+    Pairs are rows of the same schedule and method, budget and seed (the same label
     sample); the interval is Student's t at 95% over the paired differences
     (no interval, low = high = mean, from a single seed).
     """
     from scipy import stats
-    by_key = {(r["source"], r["schedule"], r["labels_per_class"], r["seed"]): r[metric] for r in rows}
+    by_key = {(r["source"], method(r), r["labels_per_class"], r["seed"]): r[metric] for r in rows}
     sources = {r["source"] for r in rows}
     gaps: Dict[Tuple[str, str], Dict] = {}
     for (source, schedule, budget, seed), value in by_key.items():

@@ -27,6 +27,8 @@ if TYPE_CHECKING:  # torch stays unimported until a schedule is used: `finetune 
     from .body import Body
 
 SCHEDULES = ("linear", "two-stage", "full", "gradual")
+#: what every schedule can add from the unlabeled pool (:mod:`finetune.semi`); here, without torch, for `--help`
+SEMI_METHODS = ("none", "pseudo-label", "reconstruction")
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,10 @@ is the source's recipe (:meth:`Source.recipe`, :func:`body_from_recipe`).
 import copy
 import warnings
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 import torch
+from torch import nn
 
 from pretrain.errors import LayerwiseError
 
@@ -55,6 +56,11 @@ class Source:
         """The ``--from`` value of the same architecture from random weights, when there is one."""
         return None
 
+    def decoders(self, seed: int = 0) -> List[nn.Module]:
+        """Fresh decoders of the body's groups, bottom first (:mod:`finetune.decoders`); only stacks have them."""
+        raise LayerwiseError(f"semi=reconstruction needs a stack's decoders: source={self.text} has none; "
+                             f"use a pretrained stack or its random: control, or semi=pseudo-label")
+
     def provenance(self) -> Dict[str, Any]:
         """What results.json records of this source: where its weights came from."""
         return {"source": self.text, **{k: v for k, v in self._prototype.info.items() if k != "recipe"}}
@@ -66,14 +72,24 @@ class StackSource(Source):
     def __init__(self, text: str, folder: str):
         super().__init__(text)
         self.folder = folder
+        self._decoders: List[nn.Module] = []
 
     def build(self, dataset, input_size, adapt_first_conv) -> Body:
         from pretrain.stack import load_stack
+        from .decoders import stack_decoders
         if not self.folder or not Path(self.folder, "stack.pt").is_file():
             raise LayerwiseError(f"source={self.text}: no pretrained stack there; use {SOURCE_FORMS}")
-        body = body_from_stack(load_stack(self.folder), name=self.text)
+        stack = load_stack(self.folder)
+        body = body_from_stack(stack, name=self.text)
         check_provenance(body, self.text, dataset)
+        self._decoders = stack_decoders(stack.layers)
         return body
+
+    def decoders(self, seed: int = 0) -> List[nn.Module]:
+        """The pretrained layers' decoders, a fresh copy per cell."""
+        if self._prototype is None:
+            raise LayerwiseError(f"source={self.text}: bind the source to data first (Source.bind)")
+        return copy.deepcopy(self._decoders)
 
     @property
     def control(self) -> str:
@@ -90,6 +106,15 @@ class RandomSource(StackSource):
             for group in body.groups:
                 glorot_reset(group)
         return body
+
+    def decoders(self, seed: int = 0) -> List[nn.Module]:
+        """The decoders with fresh weights (see :meth:`finetune.decoders.Decoder.reset`), drawn from ``seed``."""
+        decoders = super().decoders(seed)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            for decoder in decoders:
+                decoder.reset()
+        return decoders
 
     @property
     def control(self) -> None:

@@ -47,6 +47,7 @@ from .classifier import Classifier
 from .freezing import freeze_to
 from .probe import fit_linear_head
 from .schedule import Stage, param_groups
+from .semi import SemiTerm
 
 Split = Tuple[torch.Tensor, torch.Tensor]
 
@@ -95,9 +96,13 @@ def trainable_state(modules: nn.Module) -> Dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in modules.state_dict().items()}
 
 
-def stage_optimizer(model: Classifier, stage: Stage, settings: TrainSettings) -> torch.optim.Optimizer:
-    """Adam over the head and the stage's trainable groups at their discriminative rates."""
-    return torch.optim.Adam(param_groups(model.body, model.head, stage, settings.lr))
+def stage_optimizer(model: Classifier, stage: Stage, settings: TrainSettings,
+                    semi: Optional[SemiTerm] = None) -> torch.optim.Optimizer:
+    """Adam over the head and the stage's trainable groups at their discriminative rates (and ``semi``'s decoders)."""
+    groups = param_groups(model.body, model.head, stage, settings.lr)
+    if semi is not None:
+        groups += semi.param_groups(model, stage.frozen, settings.lr * stage.body_lr_scale)
+    return torch.optim.Adam(groups)
 
 
 def is_probe(model: Classifier, stage: Stage) -> bool:
@@ -120,10 +125,25 @@ def probe_stage(model: Classifier, stage: Stage, fit: Split, val: Optional[Split
             "C": result.C, "C_chosen_by": result.chosen_by, "cv_accuracy": result.cv_accuracy}
 
 
+def step_loss(model: Classifier, forward: Callable, x: torch.Tensor, y: torch.Tensor, stage: Stage,
+              semi: Optional[SemiTerm], step: int) -> torch.Tensor:
+    """The loss of one optimizer step: the cross-entropy of the labeled batch, with ``semi``'s unlabeled term."""
+    if semi is None:
+        return F.cross_entropy(forward(x), y)
+    return semi.loss(model, stage.frozen, x, y, step)
+
+
 def train_stage(model: Classifier, stage: Stage, fit: Split, val: Optional[Split],
-                settings: TrainSettings, desc: str) -> Dict[str, float]:
-    """Train ``stage`` on preprocessed inputs; returns what happened (epochs, steps, best validation score)."""
-    if is_probe(model, stage):
+                settings: TrainSettings, desc: str, semi: Optional[SemiTerm] = None) -> Dict[str, float]:
+    """Train ``stage`` on preprocessed inputs; returns what happened (epochs, steps, best validation score).
+
+    With ``semi`` every step adds its unlabeled term (:mod:`finetune.semi`), and a linear head on the frozen
+    body trains by Adam from where it is instead of being fitted by the probe. A ``semi`` stage that trains
+    body groups runs ``semi.min_steps`` steps (whole epochs) and keeps its last weights, as Lee trains for a
+    fixed schedule: on a validation slice of one or two labels per class, early stopping kept the state the
+    stage started from and the unlabeled term never counted (see :mod:`finetune.semi`).
+    """
+    if is_probe(model, stage) and semi is None:
         return probe_stage(model, stage, fit, val, settings)
     device = settings.device
     freeze_to(model.body, stage.frozen)
@@ -134,14 +154,15 @@ def train_stage(model: Classifier, stage: Stage, fit: Split, val: Optional[Split
         return model.head(model.body.forward_range(features, stage.frozen))
 
     trained = nn.ModuleList([*list(model.body.groups)[stage.frozen:], model.head])
-    optimizer = stage_optimizer(model, stage, settings)
+    optimizer = stage_optimizer(model, stage, settings, semi)
     steps_per_epoch = math.ceil(len(x_fit) / settings.batch_size)
-    min_epochs = math.ceil(settings.min_steps / steps_per_epoch)
+    min_epochs = math.ceil((semi.min_steps(settings.min_steps) if semi else settings.min_steps) / steps_per_epoch)
     best, best_state, stale, steps, epoch = None, None, 0, 0, 0
-    if val is not None:
+    last = semi is not None and stage.frozen < len(model.body.groups)  # a semi stage training the body runs its length
+    if val is not None and not last:
         best, best_state = score(model, forward, val, device), trainable_state(trained)
-    bar = progress_bar(range(max(settings.epochs, min_epochs)), settings.progress, desc=desc, leave=False,
-                       unit="epoch")
+    epochs = min_epochs if last else max(settings.epochs, min_epochs)
+    bar = progress_bar(range(epochs), settings.progress, desc=desc, leave=False, unit="epoch")
     for epoch in bar:
         model.train()
         order = torch.randperm(len(x_fit)).to(device)
@@ -150,10 +171,10 @@ def train_stage(model: Classifier, stage: Stage, fit: Split, val: Optional[Split
             if len(batch) == 1 < len(x_fit):
                 continue  # a lone example would break BatchNorm; it is drawn into another batch next epoch
             optimizer.zero_grad(set_to_none=True)
-            F.cross_entropy(forward(x_fit[batch]), y_fit[batch]).backward()
+            step_loss(model, forward, x_fit[batch], y_fit[batch], stage, semi, steps).backward()
             optimizer.step()
             steps += 1
-        if val is None:
+        if val is None or last:
             continue
         current = score(model, forward, val, device)
         if current > best:
@@ -170,19 +191,29 @@ def train_stage(model: Classifier, stage: Stage, fit: Split, val: Optional[Split
 
 
 def train_classifier(model: Classifier, stages: List[Stage], fit: Split, val: Optional[Split],
-                     settings: TrainSettings, desc: str = "") -> List[Dict[str, float]]:
+                     settings: TrainSettings, desc: str = "",
+                     semi: Optional[SemiTerm] = None) -> List[Dict[str, float]]:
     """Run the stages of a schedule in order; the model ends in eval mode with its best weights.
 
     A head stage followed by others is kept when the fine-tuned model does not score higher on ``val``;
-    under ``linear`` a probe fits on ``fit`` and ``val`` together (nothing else would use ``val``).
+    under ``linear`` a probe fits on ``fit`` and ``val`` together (nothing else would use ``val``), unless
+    ``semi`` trains on from the probe: then ``val`` picks the better of the probe and what follows.
+    Probe stages are fitted without ``semi``; every other stage trains with it.
     """
     model.to(settings.device)
-    if val is not None and len(stages) == 1 and is_probe(model, stages[0]):
+    if semi is not None:
+        semi.decoders.to(settings.device)
+    alone = len(stages) == 1 and is_probe(model, stages[0])
+    if val is not None and alone and semi is None:
         fit, val = join(fit, val), None
     head_first = len(stages) > 1 and stages[0].frozen == len(model.body.groups)
     history, head_only = [], None
     for index, stage in enumerate(stages):
-        history.append(train_stage(model, stage, fit, val, settings, f"{desc} {stage.name}".strip()))
+        name = f"{desc} {stage.name}".strip()
+        probe = is_probe(model, stage)
+        history.append(train_stage(model, stage, fit, val, settings, name, None if probe else semi))
+        if alone and semi is not None:  # linear: the probe, then Adam on from it with the unlabeled term
+            history.append(train_stage(model, stage, fit, val, settings, f"{name} {semi.name}", semi))
         if index == 0 and head_first and val is not None:
             head_only = score(model, model, val, settings.device), trainable_state(model)
     if head_first:

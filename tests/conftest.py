@@ -20,3 +20,19 @@ def one_thread():
 @pytest.fixture(autouse=True)
 def _seeded():
     torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def digits():
+    """scikit-learn's digits as a Dataset, with its seeded test split."""
+    from pretrain import load_data
+    return load_data("digits")
+
+
+@pytest.fixture(scope="session")
+def digits_dbn(tmp_path_factory):
+    """A 64-128-64 RBM stack pretrained on the digits' training images (no labels), once for the session."""
+    from pretrain import pretrain_stack
+    out = tmp_path_factory.mktemp("digits-dbn")
+    pretrain_stack("digits", ["rbm:128,momentum=0.9", "rbm:64,momentum=0.9"], out=out, epochs=30, progress=False)
+    return str(out)

@@ -5,31 +5,20 @@ processes given the variables torchrun sets (``RANK``, ``WORLD_SIZE``,
 ``MASTER_ADDR`` ...), which lets a test read each rank's output and kill one.
 """
 import json
-import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import torch
 
 import pretrain
+from launch import ENV, ROOT, TORCHRUN, free_port, rank_env
 from pretrain.stack import load_stack
 
-ROOT = Path(__file__).resolve().parent.parent
-TORCHRUN = Path(sys.executable).parent / "torchrun"
 #: seconds any launched run may take before the test fails instead of hanging.
 LIMIT_S = 120
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), "LAYERWISE_DIST_TIMEOUT": "20"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_ranks(args, world=2):
@@ -37,8 +26,7 @@ def start_ranks(args, world=2):
     port = free_port()
     return [subprocess.Popen([sys.executable, "-m", "pretrain", *args], cwd=ROOT, text=True,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             env={**ENV, "RANK": str(r), "LOCAL_RANK": str(r), "WORLD_SIZE": str(world),
-                                  "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
+                             env=rank_env(r, world, port))
             for r in range(world)]
 
 

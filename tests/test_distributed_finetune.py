@@ -1,23 +1,13 @@
 """Fine-tuning under torchrun: the cells of a comparison spread over the processes, rank 0 reporting."""
 import json
-import os
-import socket
 import subprocess
 import sys
-from pathlib import Path
 
 import pretrain
+from launch import ROOT, free_port, rank_env
 from finetune import compare
 
-ROOT = Path(__file__).resolve().parent.parent
 LIMIT_S = 180
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), "LAYERWISE_DIST_TIMEOUT": "30"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_two_processes_share_the_cells_and_rank_0_reports_the_rows_of_one(tmp_path):
@@ -28,8 +18,7 @@ def test_two_processes_share_the_cells_and_rank_0_reports_the_rows_of_one(tmp_pa
     port = free_port()
     ranks = [subprocess.Popen([sys.executable, "-m", "finetune", "digits", *grid, "--report", str(tmp_path / "r")],
                               cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              env={**ENV, "RANK": str(r), "LOCAL_RANK": str(r), "WORLD_SIZE": "2",
-                                   "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
+                              env=rank_env(r, 2, port))
              for r in range(2)]
     try:
         results = [(p.wait(LIMIT_S), *p.communicate()) for p in ranks]

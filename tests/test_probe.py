@@ -17,22 +17,8 @@ from finetune.probe import C_GRID, FIXED_C, MAX_FOLDS, fit_linear_head
 from finetune.schedule import make_stages
 from finetune.sources import load_source
 from finetune.train import TrainSettings, keep_better, score, train_classifier, trainable_state
-from pretrain import load_data, pretrain_stack
 
 SEEDS = (0, 1, 2)
-
-
-@pytest.fixture(scope="module")
-def stack_dir(tmp_path_factory):
-    """A 64-128-64 RBM stack pretrained on the digits' training images (no labels), once for the module."""
-    out = tmp_path_factory.mktemp("probe-dbn")
-    pretrain_stack("digits", ["rbm:128,momentum=0.9", "rbm:64,momentum=0.9"], out=out, epochs=30, progress=False)
-    return str(out)
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_data("digits")
 
 
 def sklearn_accuracy(x, y, x_test, y_test, seed=0):
@@ -72,13 +58,13 @@ def test_probe_on_pixels_matches_sklearn_at_5_labels_per_class(digits):
     assert np.mean(ours) > 0.75
 
 
-def test_linear_schedule_on_stack_features_matches_sklearn_at_5_labels_per_class(stack_dir, digits):
-    body = load_source(stack_dir, digits).body().eval()
+def test_linear_schedule_on_stack_features_matches_sklearn_at_5_labels_per_class(digits_dbn, digits):
+    body = load_source(digits_dbn, digits).body().eval()
     with torch.no_grad():
         features, test_features = body(body.preprocess(digits.x_train)), body(body.preprocess(digits.x_test))
     ours, theirs = [], []
     for seed in SEEDS:
-        ours.append(fine_tune(digits, stack_dir, schedule="linear", labels_per_class=5, seed=seed)
+        ours.append(fine_tune(digits, digits_dbn, schedule="linear", labels_per_class=5, seed=seed)
                     .metrics["test_accuracy"])
         rows = sample_labels(digits.y_train, Budget(per_class=5), seed)
         theirs.append(sklearn_accuracy(features[rows].numpy(), digits.y_train[rows], test_features.numpy(),
@@ -112,31 +98,31 @@ def test_strength_is_cross_validated_from_two_labels_per_class_and_fixed_below(d
         assert fit.C in C_GRID or chosen_by == "fixed"
 
 
-def test_probed_classifier_saves_and_loads(stack_dir, digits, tmp_path):
-    model = fine_tune(digits, stack_dir, schedule="linear", labels_per_class=5)
+def test_probed_classifier_saves_and_loads(digits_dbn, digits, tmp_path):
+    model = fine_tune(digits, digits_dbn, schedule="linear", labels_per_class=5)
     assert model.metrics["history"][0]["epochs"] == 0 and model.metrics["history"][0]["C"] in C_GRID
     model.save(tmp_path / "clf")
     loaded = load_classifier(tmp_path / "clf")
     assert np.array_equal(loaded.predict(digits.x_test), model.predict(digits.x_test))
 
 
-def test_mlp_heads_still_train_with_adam(stack_dir, digits):
-    model = fine_tune(digits, stack_dir, schedule="linear", labels_per_class=5, head="mlp:16", epochs=3)
+def test_mlp_heads_still_train_with_adam(digits_dbn, digits):
+    model = fine_tune(digits, digits_dbn, schedule="linear", labels_per_class=5, head="mlp:16", epochs=3)
     stage = model.metrics["history"][0]
     assert stage["epochs"] >= 3 and "C" not in stage
 
 
 @pytest.mark.parametrize("schedule", ["two-stage", "gradual"])
 @pytest.mark.parametrize("lr", [1e-3, 1.0])
-def test_fine_tuning_never_ends_below_its_head_stage_on_validation(stack_dir, digits, lr, schedule):
-    body = load_source(stack_dir, digits).body()
+def test_fine_tuning_never_ends_below_its_head_stage_on_validation(digits_dbn, digits, lr, schedule):
+    body = load_source(digits_dbn, digits).body()
     for seed in SEEDS:
         torch.manual_seed(seed)
         rows = sample_labels(digits.y_train, Budget(per_class=10), seed)
         x, y = body.preprocess(digits.x_train[rows]), torch.from_numpy(digits.y_train[rows])
         fit_rows, val_rows = validation_split(y.numpy(), seed)
         val = (x[val_rows], y[val_rows])
-        model = Classifier(load_source(stack_dir, digits).body(), build_head({"kind": "linear"}, 64, 10), {"kind": "linear"},
+        model = Classifier(load_source(digits_dbn, digits).body(), build_head({"kind": "linear"}, 64, 10), {"kind": "linear"},
                            digits.class_names)
         history = train_classifier(model, make_stages(schedule, 2), (x[fit_rows], y[fit_rows]), val,
                                    TrainSettings(lr=lr, epochs=10, min_steps=50))
@@ -146,8 +132,8 @@ def test_fine_tuning_never_ends_below_its_head_stage_on_validation(stack_dir, di
             assert history[-1]["kept"] == "head" and history[-1]["refit"]["C"] in C_GRID, history
 
 
-def test_keep_better_restores_the_head_stage_when_fine_tuning_scores_lower(stack_dir, digits):
-    body = load_source(stack_dir, digits).body()
+def test_keep_better_restores_the_head_stage_when_fine_tuning_scores_lower(digits_dbn, digits):
+    body = load_source(digits_dbn, digits).body()
     rows = sample_labels(digits.y_train, Budget(per_class=10), 0)
     x, y = body.preprocess(digits.x_train[rows]), torch.from_numpy(digits.y_train[rows])
     model = Classifier(body, build_head({"kind": "linear"}, 64, 10), {"kind": "linear"}, digits.class_names)

@@ -1,13 +1,17 @@
-"""Chunked inference: the one helper that maps a function over rows in batches.
+"""Rows in batches: chunked inference, and the minibatches of an epoch.
 
 Everything that applies a model or a preprocessing to a whole split (codes
 for the next layer, features for fine-tuning, predictions) goes through
 :func:`map_batches`, so memory stays bounded by one chunk and the results
-never depend on the chunk size.
+never depend on the chunk size. An epoch's minibatches come from
+:func:`device_batches` (one process) or :func:`shared_batches` (this
+process's slice of each global batch under torchrun).
 """
 from typing import Callable, Optional
 
 import torch
+
+from .distributed import my_share
 
 #: rows per chunk when nothing else is asked for.
 CHUNK_ROWS = 4096
@@ -36,3 +40,39 @@ def map_batches(function: Callable, x, batch_size: int = CHUNK_ROWS, *, device: 
     if out is not None:
         return out
     return torch.cat(chunks) if chunks else torch.empty(0)
+
+
+def device_batches(x: torch.Tensor, order: torch.Tensor, batch_size: int, device: torch.device):
+    """Yield the minibatches ``x[order[i:i + batch_size]]`` on ``device``.
+
+    Rows already on the device are gathered there (``index_select``: faster
+    than a DataLoader over in-memory tensors, and than ``x[rows]``). Rows in
+    host memory bound for a GPU (a memory-mapped cache) are gathered into one
+    of two small pinned staging buffers and copied asynchronously; a buffer is
+    refilled only after its previous copy has finished (a CUDA event), so the
+    host runs at most two batches ahead, and the memory map itself is never
+    pinned (pinning copies it into RAM).
+    """
+    starts = range(0, order.shape[0], batch_size)
+    if device.type != "cuda" or x.device == device:
+        for start in starts:
+            yield x.index_select(0, order[start:start + batch_size]).to(device)
+        return
+    staging = [torch.empty((batch_size, *x.shape[1:]), dtype=x.dtype, pin_memory=True) for _ in range(2)]
+    copied = [None, None]
+    for step, start in enumerate(starts):
+        slot = step % 2
+        if copied[slot] is not None:
+            copied[slot].synchronize()
+        rows = order[start:start + batch_size]
+        buffer = torch.index_select(x, 0, rows, out=staging[slot][:rows.shape[0]])
+        batch = buffer.to(device, non_blocking=True)
+        copied[slot] = torch.cuda.Event()
+        copied[slot].record()
+        yield batch
+
+
+def shared_batches(x: torch.Tensor, order: torch.Tensor, batch_size: int, device: torch.device):
+    """Under torchrun: this rank's slice of every global batch ``x[order[i:i + batch_size]]``, on ``device``."""
+    for start in range(0, order.shape[0], batch_size):
+        yield x.index_select(0, my_share(order[start:start + batch_size])).to(device, non_blocking=True)

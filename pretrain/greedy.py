@@ -20,12 +20,12 @@ from typing import Dict, List, Optional, Sequence, Union
 import numpy as np
 import torch
 
-from .batches import map_batches
+from .batches import device_batches, map_batches, shared_batches
 from .checkpoint import (CHECKPOINT_REMEDY, Run, layer_seed, random_state, rank_states, restore_random_state,
                          restore_rank_state)
 from .data import Dataset, resolve_data
 from .device import resolve_device
-from .distributed import (all_sum, average_gradients, broadcast, broadcast_object, describe, is_writer, my_share,
+from .distributed import (all_sum, average_gradients, broadcast, broadcast_object, describe, is_writer,
                           process_group, seed_rank_stream, sharded, world_size)
 from .divergence import Guard, check_input, mean_error
 from .errors import LayerwiseError
@@ -93,42 +93,6 @@ def epoch_metrics(layer: Layer, train: torch.Tensor, val: torch.Tensor, batch_si
         metrics["recon_val"] = reconstruction_error(layer, val, ENCODE_ROWS)
         metrics.update(layer.monitors(train[:batch_size * 10].to(device), val[:batch_size * 10].to(device)))
     return metrics
-
-
-def device_batches(x: torch.Tensor, order: torch.Tensor, batch_size: int, device: torch.device):
-    """Yield the minibatches ``x[order[i:i + batch_size]]`` on ``device``.
-
-    Rows already on the device are gathered there (``index_select``: faster
-    than a DataLoader over in-memory tensors, and than ``x[rows]``). Rows in
-    host memory bound for a GPU (a memory-mapped cache) are gathered into one
-    of two small pinned staging buffers and copied asynchronously; a buffer is
-    refilled only after its previous copy has finished (a CUDA event), so the
-    host runs at most two batches ahead, and the memory map itself is never
-    pinned (pinning copies it into RAM).
-    """
-    starts = range(0, order.shape[0], batch_size)
-    if device.type != "cuda" or x.device == device:
-        for start in starts:
-            yield x.index_select(0, order[start:start + batch_size]).to(device)
-        return
-    staging = [torch.empty((batch_size, *x.shape[1:]), dtype=x.dtype, pin_memory=True) for _ in range(2)]
-    copied = [None, None]
-    for step, start in enumerate(starts):
-        slot = step % 2
-        if copied[slot] is not None:
-            copied[slot].synchronize()
-        rows = order[start:start + batch_size]
-        buffer = torch.index_select(x, 0, rows, out=staging[slot][:rows.shape[0]])
-        batch = buffer.to(device, non_blocking=True)
-        copied[slot] = torch.cuda.Event()
-        copied[slot].record()
-        yield batch
-
-
-def shared_batches(x: torch.Tensor, order: torch.Tensor, batch_size: int, device: torch.device):
-    """Under torchrun: this rank's slice of every global batch ``x[order[i:i + batch_size]]``, on ``device``."""
-    for start in range(0, order.shape[0], batch_size):
-        yield x.index_select(0, my_share(order[start:start + batch_size])).to(device, non_blocking=True)
 
 
 @timed("training epochs")

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from pretrain.greedy import device_batches, layer_optimizer, run_epoch
+from pretrain.batches import device_batches
+from pretrain.greedy import layer_optimizer, run_epoch
 from pretrain.layers import LayerSpec
 
 RBM_SPECS = ["rbm:7", "rbm:7,pcd=true", "rbm:7,k=3", "rbm:7,negative_visible=sample,pcd=true",

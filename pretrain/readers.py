@@ -13,6 +13,7 @@ import numpy as np
 
 from pretrain.dataset import Dataset
 from pretrain.errors import LayerwiseError
+from pretrain.images import read_images
 
 #: spec -> torchvision.datasets class name
 TORCHVISION = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "kmnist": "KMNIST",
@@ -22,7 +23,6 @@ _IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
 # IDX type codes (third magic byte); values are stored big-endian.
 _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 _IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
-_GRAY_MODES = ("1", "L", "LA")
 
 
 def with_test_split(spec, x, y, classes, split_seed, test_fraction) -> Dataset:
@@ -214,40 +214,12 @@ def load_folder(spec: str, root: str, split_seed: int, test_fraction: float) -> 
         if not files:
             raise LayerwiseError(f"no images in {root}: add .png/.jpg files "
                                  "(in one subfolder per class for labeled data)")
-        return with_test_split(spec, _read_images(files), None, None, split_seed, test_fraction)
+        return with_test_split(spec, read_images(files), None, None, split_seed, test_fraction)
     per_class = [_image_files(os.path.join(root, c)) for c in classes]
     empty = [c for c, files in zip(classes, per_class) if not files]
     if empty:
         raise LayerwiseError(f"class folder(s) {', '.join(empty)} in {root} hold no images: "
                              "add .png/.jpg files or remove the folder(s)")
     y = np.repeat(np.arange(len(classes), dtype=np.int64), [len(files) for files in per_class])
-    x = _read_images([f for files in per_class for f in files])
+    x = read_images([f for files in per_class for f in files])
     return with_test_split(spec, x, y, classes, split_seed, test_fraction)
-
-
-def _read_images(files: list) -> np.ndarray:
-    """Stack image files into uint8 ``[N,H,W]`` (all grayscale) or ``[N,H,W,3]``.
-
-    A folder mixing grayscale and colour becomes RGB; alpha is dropped. Sizes must
-    match: we refuse to resize, since interpolation and cropping are the user's choice.
-    """
-    from PIL import Image
-
-    images = []
-    for path in files:
-        try:
-            with Image.open(path) as im:
-                im.load()
-                images.append(im)
-        except OSError as err:
-            raise LayerwiseError(f"cannot read image {path} ({err}): fix or remove it") from None
-        except Image.DecompressionBombError:
-            raise LayerwiseError(f"image {path} claims more than {2 * Image.MAX_IMAGE_PIXELS:,} pixels in its header "
-                                 "(a decompression bomb or a corrupt file): remove it or resize it") from None
-    for path, im in zip(files, images):
-        if im.size != images[0].size:
-            raise LayerwiseError(f"images differ in size: {files[0]} is {images[0].size[0]}x"
-                                 f"{images[0].size[1]} but {path} is {im.size[0]}x{im.size[1]}; "
-                                 "resize them all to one size first")
-    mode = "L" if all(im.mode in _GRAY_MODES for im in images) else "RGB"
-    return np.stack([np.asarray(im.convert(mode), dtype=np.uint8) for im in images])

@@ -296,3 +296,24 @@ def test_describe_specs_names_every_kind():
     for spec in ("digits", "mnist", "fashion-mnist", "kmnist", "cifar10", "svhn", "stl10",
                  "idx:DIR", "npz:FILE", "folder:DIR"):
         assert spec in text
+
+
+def test_a_large_folder_is_decoded_by_dataloader_workers_as_one_process_would(tmp_path, monkeypatch):
+    """Worker processes decode the images in batches; the array equals the one-process decode, in order."""
+    from PIL import Image
+
+    import pretrain.images as images
+    rng = np.random.default_rng(0)
+    for label in ("a", "b"):
+        (tmp_path / label).mkdir()
+        for i in range(40):
+            Image.fromarray(rng.integers(0, 256, (6, 5, 3), dtype=np.uint8)).save(tmp_path / label / f"{i:03d}.png")
+    files = sorted(str(p) for p in tmp_path.glob("*/*.png"))
+    one = images.read_images(files, workers=0)
+    two = images.read_images(files, workers=2)
+    assert one.shape == (80, 6, 5, 3) and np.array_equal(one, two)
+    monkeypatch.setattr(images, "WORKER_THRESHOLD", 10)  # the folder spec takes workers past the threshold
+    assert images.default_workers(len(files)) >= 1
+    data = load_data(f"folder:{tmp_path}")
+    assert np.array_equal(np.sort(np.concatenate([data.x_train, data.x_test]).reshape(80, -1), axis=0),
+                          np.sort(one.reshape(80, -1), axis=0))

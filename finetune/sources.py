@@ -15,6 +15,7 @@ provenance checked), and then hands out a fresh body per cell with
 is the source's recipe (:meth:`Source.recipe`, :func:`body_from_recipe`).
 """
 import copy
+from abc import ABC, abstractmethod
 import warnings
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -30,7 +31,7 @@ SOURCE_FORMS = ("STACK_DIR (a folder written by `pretrain -o`), random:STACK_DIR
                 "fresh weights), torchvision:NAME (an ImageNet backbone) or pixels (the input itself)")
 
 
-class Source:
+class Source(ABC):
     """One ``--from`` value. Subclasses say how to bind it to data and how to make a body."""
 
     def __init__(self, text: str):
@@ -42,8 +43,9 @@ class Source:
         self._prototype = self.build(dataset, input_size, adapt_first_conv)
         return self
 
+    @abstractmethod
     def build(self, dataset, input_size: Optional[int], adapt_first_conv: bool) -> Body:
-        raise NotImplementedError
+        """The body of this source for ``dataset``, weights loaded (called once, by :meth:`bind`)."""
 
     def body(self, seed: int = 0) -> Body:
         """A fresh copy of the body for one cell (``seed`` matters only where weights are drawn)."""

@@ -7,14 +7,24 @@ never depend on the chunk size. An epoch's minibatches come from
 :func:`device_batches` (one process) or :func:`shared_batches` (this
 process's slice of each global batch under torchrun).
 """
+from pathlib import Path
 from typing import Callable, Optional
 
+import numpy as np
 import torch
 
 from .distributed import my_share
 
 #: rows per chunk when nothing else is asked for.
 CHUNK_ROWS = 4096
+
+
+def rows_file(path: Optional[Path], n_rows: int, width: int) -> Optional[torch.Tensor]:
+    """A float32 ``[n_rows, width]`` tensor over a new ``.npy`` memory map at ``path`` (None without a path):
+    the ``out`` of :func:`map_batches` for results kept on disk rather than in RAM."""
+    if path is None:
+        return None
+    return torch.from_numpy(np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n_rows, width)))
 
 
 @torch.no_grad()

@@ -20,7 +20,7 @@ from typing import Dict, List, Optional, Sequence, Union
 import numpy as np
 import torch
 
-from .batches import device_batches, map_batches, shared_batches
+from .batches import device_batches, map_batches, rows_file, shared_batches
 from .checkpoint import (CHECKPOINT_REMEDY, Run, layer_seed, random_state, rank_states, restore_random_state,
                          restore_rank_state)
 from .data import Dataset, resolve_data
@@ -64,12 +64,8 @@ def layer_optimizer(layer: Layer, lr: float) -> torch.optim.Optimizer:
 def encode(layer: Layer, x: torch.Tensor, path: Optional[Path] = None) -> torch.Tensor:
     """Codes of ``x`` in inference mode, computed once: in RAM, or memory-mapped at ``path``."""
     layer.eval()
-    out = None
-    if path is not None:
-        out = torch.from_numpy(np.lib.format.open_memmap(
-            path, mode="w+", dtype=np.float32, shape=(len(x), layer.n_hidden)))
     device = next(layer.parameters()).device
-    codes = map_batches(sharded(layer), x, ENCODE_ROWS, device=device, out=out)
+    codes = map_batches(sharded(layer), x, ENCODE_ROWS, device=device, out=rows_file(path, len(x), layer.n_hidden))
     return codes if path is not None else codes.to(x.device)
 
 
@@ -260,8 +256,8 @@ def train_stack(dataset: Dataset, specs: Sequence[LayerSpec], run: Run, device: 
     if cache_dir is not None:
         remove_orphans(cache_dir)
     with PrivateCache(cache_dir) if cache_dir is not None else nullcontext() as cache:
-        x_train, x_val = (model_inputs(raw, rows, preprocessing, cache.path(f"inputs_{name}.npy")
-                                       if cache is not None and mapped else None)
+        x_train, x_val = (preprocessing.rows(raw, rows, cache.path(f"inputs_{name}.npy")
+                                             if cache is not None and mapped else None)
                           for name, rows in (("train", train_rows), ("val", val_rows)))
         if cache is None:
             x_train, x_val = x_train.to(device), x_val.to(device)
@@ -277,21 +273,6 @@ def train_stack(dataset: Dataset, specs: Sequence[LayerSpec], run: Run, device: 
             stack.save(run.out)
             run.close()
     return stack
-
-
-def model_inputs(raw: np.ndarray, rows: torch.Tensor, preprocessing: Preprocessing,
-                 path: Optional[Path] = None) -> torch.Tensor:
-    """The preprocessed ``rows`` of ``raw``, a chunk at a time: in RAM, or memory-mapped at ``path``.
-
-    A memory-mapped ``raw`` is read one chunk of rows at a time, so neither it nor
-    its float copy is ever whole in memory.
-    """
-    out = None
-    if path is not None:
-        out = torch.from_numpy(np.lib.format.open_memmap(
-            path, mode="w+", dtype=np.float32, shape=(len(rows), preprocessing.n_features)))
-    inputs = map_batches(lambda chunk: preprocessing(raw[chunk.numpy()]), rows, ENCODE_ROWS, out=out)
-    return inputs.reshape(len(rows), preprocessing.n_features)
 
 
 def train_layers(specs: Sequence[LayerSpec], run: Run, x_train: torch.Tensor, x_val: torch.Tensor,

@@ -11,11 +11,13 @@ Two modes, chosen by the first layer's ``input_range``:
 Images are flattened; their shape (H, W, C) is kept so filters can be drawn
 and data of another shape is refused with a message.
 """
+from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 import torch
 
+from .batches import map_batches, rows_file
 from .errors import LayerwiseError
 
 MODES = {"unit": "unit", "real": "standardize"}
@@ -65,6 +67,16 @@ class Preprocessing:
         if self.mode == "unit":
             return x.sub_(self.lo).div_(self.hi - self.lo).clamp_(0.0, 1.0)
         return x.sub_(self.mean).div_(self.std)
+
+    def rows(self, raw: np.ndarray, rows: torch.Tensor, path: Optional[Path] = None) -> torch.Tensor:
+        """The preprocessed ``raw[rows]``, a chunk at a time: in RAM, or memory-mapped at ``path``.
+
+        A memory-mapped ``raw`` is read one chunk of rows at a time, so neither it nor
+        its float copy is ever whole in memory.
+        """
+        out = rows_file(path, len(rows), self.n_features)
+        inputs = map_batches(lambda chunk: self(raw[chunk.numpy()]), rows, out=out)
+        return inputs.reshape(len(rows), self.n_features)
 
     def to_dict(self) -> Dict[str, Any]:
         out = {"mode": self.mode, "input_shape": list(self.input_shape), "lo": self.lo, "hi": self.hi}

@@ -7,7 +7,7 @@ import argparse
 
 import finetune
 import pretrain
-from finetune.report import format_table
+from finetune.study.report import format_table
 
 
 def main():

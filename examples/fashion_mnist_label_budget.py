@@ -10,8 +10,8 @@ import dataclasses
 
 import finetune
 import pretrain
-from finetune.report import format_table
-from pretrain.data import load_data
+from finetune.study.report import format_table
+from pretrain.data.specs import load_data
 
 
 def main():

@@ -13,7 +13,7 @@ import argparse
 
 import finetune
 import pretrain
-from finetune.report import format_table
+from finetune.study.report import format_table
 
 FASHION = "idx:/usr/share/datasets/fashion-mnist"  # apt-get install -y dataset-fashion-mnist
 

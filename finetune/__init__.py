@@ -16,9 +16,10 @@ import importlib
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "fine_tune": "experiment", "compare": "experiment", "load_classifier": "classifier", "Classifier": "classifier",
-    "Body": "body", "load_source": "sources", "parse_source": "sources", "freeze_to": "freezing",
-    "write_report": "report", "write_predictions": "predict", "advise": "advisor",
+    "fine_tune": "study.experiment", "compare": "study.experiment", "advise": "study.advisor",
+    "write_report": "study.report", "load_classifier": "networks.classifier", "Classifier": "networks.classifier",
+    "Body": "networks.body", "load_source": "networks.sources", "parse_source": "networks.sources",
+    "freeze_to": "training.freezing", "write_predictions": "predict",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -9,7 +9,7 @@ import click
 from pretrain.commandline import (CONTEXT, Finite, Parsed, command_line, common_options, data_help, report_errors,
                                   usage_error)
 
-from .schedule import SCHEDULES, SEMI_METHODS
+from .training.schedule import SCHEDULES, SEMI_METHODS
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
@@ -18,7 +18,7 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
 
 
 def _source(text: str):
-    from .sources import parse_source
+    from .networks.sources import parse_source
     return parse_source(text)
 
 
@@ -31,17 +31,17 @@ def _checked(parse):
 
 
 def _budgets(text):
-    from .budget import parse_budgets
+    from .study.budget import parse_budgets
     return parse_budgets(text, None)
 
 
 def _totals(text):
-    from .budget import parse_budgets
+    from .study.budget import parse_budgets
     return parse_budgets(None, text)
 
 
 def _head(text):
-    from .classifier import parse_head
+    from .networks.classifier import parse_head
     return parse_head(text)
 
 
@@ -117,16 +117,16 @@ def main(data, source, schedules, labels_per_class, labels, seeds, seed, head, d
       finetune digits --from runs/dbn --labels-per-class 10 --advise --report runs/advice
       finetune digits --predict runs/clf --predictions runs/clf/predictions.csv
     """
-    from pretrain.device import set_threads
+    from pretrain.core.device import set_threads
     set_threads(threads)
     if list_backbones:
-        from .backbones import backbone_nodes
+        from .networks.backbones import backbone_nodes
         for node in backbone_nodes(list_backbones):
             click.echo(node)
         return
     if not data:
         raise usage_error("missing DATA: e.g. `finetune digits --from runs/dbn --from random:runs/dbn`")
-    from pretrain.data import load_data
+    from pretrain.data.specs import load_data
     dataset = load_data(data, data_dir=data_dir, split_seed=split_seed)
     if classifier_dir:
         from .predict import write_predictions
@@ -138,11 +138,11 @@ def main(data, source, schedules, labels_per_class, labels, seeds, seed, head, d
         return _advise(dataset, source, labels_per_class, labels, seed, report_dir, device=device,
                        split_seed=split_seed, data_dir=data_dir, input_size=input_size,
                        adapt_first_conv=adapt_first_conv, progress=not quiet)
-    from pretrain.device import resolve_device
-    from pretrain.distributed import is_writer, process_group
+    from pretrain.core.device import resolve_device
+    from pretrain.core.distributed import is_writer, process_group
 
-    from .experiment import compare
-    from .report import format_table, write_report
+    from .study.experiment import compare
+    from .study.report import format_table, write_report
     with warnings.catch_warnings(), process_group(resolve_device(device)) as rank_device:  # torchrun: cells spread
         warnings.showwarning = _show_warning
         rows = compare(
@@ -167,7 +167,7 @@ def _advise(dataset, sources, labels_per_class, labels, seed, report_dir, **opti
     if labels or not labels_per_class or "," in labels_per_class:
         raise usage_error("--advise measures one budget: give --labels-per-class K with a single K (e.g. 10), "
                           "without --labels")
-    from .advisor import advise, write_advice
+    from .study.advisor import advise, write_advice
     with warnings.catch_warnings():
         warnings.showwarning = _show_warning
         advice = advise(dataset, list(sources), labels_per_class, seed=seed, **options)

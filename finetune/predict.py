@@ -1,7 +1,7 @@
 """Labels for new data from a saved classifier, as a CSV file.
 
 One row per example: its index, the predicted label (in the data's own
-terms, see :attr:`finetune.classifier.Classifier.classes_`), the true label
+terms, see :attr:`finetune.networks.classifier.Classifier.classes_`), the true label
 where the data has one, and the probability of every class.
 """
 import csv
@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pretrain.io import save_text
+from pretrain.core.io import save_text
 
-from .classifier import load_classifier
+from .networks.classifier import load_classifier
 
 
 def rows_to_label(dataset):

@@ -11,13 +11,13 @@ Names are imported lazily so that ``pretrain --help`` does not wait for torch.
 """
 import importlib
 
-__version__ = "0.1.0"
+from .core import __version__
 
 _EXPORTS = {
-    "pretrain_stack": "greedy", "load_stack": "stack", "Stack": "stack",
-    "load_data": "data", "Dataset": "data", "LayerwiseError": "errors",
+    "pretrain_stack": "training.greedy", "load_stack": "training.stack", "Stack": "training.stack",
+    "load_data": "data", "Dataset": "data", "LayerwiseError": "core.errors",
     "LayerSpec": "layers", "list_layers": "layers", "register_layer": "layers", "Layer": "layers",
-    "Preprocessing": "preprocess",
+    "Preprocessing": "data.preprocess",
 }
 __all__ = sorted(_EXPORTS)
 

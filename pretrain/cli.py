@@ -72,12 +72,12 @@ def main(data, layers, out, epochs, batch_size, lr, seed, val_fraction, cache_di
       pretrain --score runs/digits-dbn --ais-runs 100
       torchrun --standalone --nproc_per_node 2 -m pretrain digits -l rbm:256 -o runs/dp
     """
-    from .timing import SECONDS, phase, table
+    from .core.timing import SECONDS, phase, table
     SECONDS["imports and argument parsing"] = time.perf_counter() - STARTED
-    from .data import load_data
-    from .device import resolve_device, set_threads
-    from .distributed import is_writer, process_group
-    from .greedy import pretrain_stack
+    from .data.specs import load_data
+    from .core.device import resolve_device, set_threads
+    from .core.distributed import is_writer, process_group
+    from .training.greedy import pretrain_stack
     set_threads(threads)
     if plots_only:
         return draw_saved_plots(plots_only, data_dir)
@@ -116,10 +116,10 @@ def main(data, layers, out, epochs, batch_size, lr, seed, val_fraction, cache_di
 
 def draw_saved_plots(folder: str, data_dir) -> None:
     """``--plots-only``: redraw a saved stack's pictures, with test images of its data when they load."""
-    from .data import load_data
-    from .errors import LayerwiseError
+    from .data.specs import load_data
+    from .core.errors import LayerwiseError
     from .plots import plot_stack
-    from .stack import load_stack
+    from .training.stack import load_stack
     stack = load_stack(folder)
     examples = None
     spec = stack.info.get("data")
@@ -137,18 +137,18 @@ def score_saved_stack(folder: str, runs: int, betas, data_dir) -> None:
     """``--score``: the test log-likelihood of a stack's first RBM, on its data's held-out test split.
 
     The data and ``split_seed`` are the stack's own (from its record); an
-    ``rbm`` is scored on binarised test images (see ``pretrain.likelihood.BINARISATION``).
-    A stack of several RBMs also gets the DBN lower bound (:mod:`pretrain.dbn_bound`).
+    ``rbm`` is scored on binarised test images (see ``pretrain.likelihood.partition.BINARISATION``).
+    A stack of several RBMs also gets the DBN lower bound (:mod:`pretrain.likelihood.dbn_bound`).
     """
-    from .data import load_data
-    from .errors import LayerwiseError
-    from .scoring import score_layer
-    from .stack import load_stack, record_in_stack
+    from .data.specs import load_data
+    from .core.errors import LayerwiseError
+    from .likelihood.scoring import score_layer
+    from .training.stack import load_stack, record_in_stack
     stack = load_stack(folder)
     spec = stack.info.get("data")
     if spec in (None, "array"):
         raise LayerwiseError(f"{folder} was pretrained on an in-memory array: score it in Python "
-                             "with pretrain.scoring.score_layer(layer, x_test, x_train)")
+                             "with pretrain.likelihood.scoring.score_layer(layer, x_test, x_train)")
     dataset = load_data(spec, data_dir=data_dir, split_seed=stack.info.get("split_seed") or 0, download=False)
     if dataset.x_test is None:
         raise LayerwiseError(f"{spec} has no test split to score on: use labeled data, or score in Python")
@@ -160,7 +160,7 @@ def score_saved_stack(folder: str, runs: int, betas, data_dir) -> None:
             f"{score['inputs']}; AIS {runs} runs x {score['ais_betas']} betas, log Z {score['log_z']:.2f}, "
             f"{score['ais_seconds']:.1f} s)")
     if len(stack.layers) > 1 and all(layer.kind == "rbm" for layer in stack.layers):
-        from .scoring import score_stack_bound
+        from .likelihood.scoring import score_stack_bound
         bound = score_stack_bound(stack.layers, x_test, x_train, runs, betas)
         record_in_stack(folder, "test_log_likelihood_dbn_bound", bound)
         line += f"; as a {len(stack.layers)}-layer DBN at least {bound['nats']:.2f} {bounds(bound)}"

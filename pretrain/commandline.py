@@ -15,9 +15,9 @@ from typing import Callable
 import click
 
 from . import __version__
-from .data import DATA_ENV, DEFAULT_DATA_DIR, describe_specs
-from .device import DEVICES
-from .errors import LayerwiseError
+from .data.specs import DATA_ENV, DEFAULT_DATA_DIR, describe_specs
+from .core.device import DEVICES
+from .core.errors import LayerwiseError
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "show_default": True, "max_content_width": 100}
 

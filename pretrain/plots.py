@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from .layers.energy import EnergyLayer
-from .stack import Stack
+from .training.stack import Stack
 
 #: at most this many first-layer filters are drawn (10 x 10).
 MAX_FILTERS = 100
@@ -43,7 +43,7 @@ def plot_stack(stack: Stack, out_dir, examples: Optional[np.ndarray] = None) -> 
     """Draw the pictures that apply to ``stack`` into ``out_dir/plots/``; return the files written.
 
     ``examples`` are raw test images for ``reconstructions.png`` (e.g.
-    :meth:`pretrain.data.Dataset.example_images`); without them that picture is left out.
+    :meth:`pretrain.data.specs.Dataset.example_images`); without them that picture is left out.
     """
     folder = Path(out_dir) / "plots"
     folder.mkdir(parents=True, exist_ok=True)

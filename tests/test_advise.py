@@ -8,12 +8,12 @@ from click.testing import CliRunner
 
 import finetune
 from cli_checks import assert_usage_error
-from finetune.advisor import cut_features
+from finetune.study.advisor import cut_features
 from finetune.cli import main
-from finetune.logme import class_evidence, logme
-from finetune.sources import load_source
+from finetune.study.logme import class_evidence, logme
+from finetune.networks.sources import load_source
 from pretrain import load_data, pretrain_stack
-from pretrain.dataset import Dataset
+from pretrain.data.dataset import Dataset
 
 LAYERS = ["rbm:64,momentum=0.9", "rbm:32,momentum=0.9"]
 
@@ -113,6 +113,6 @@ def test_advise_needs_exactly_one_per_class_budget(stacks, budget_args):
 
 
 def test_the_python_api_refuses_several_budgets(digits):
-    from pretrain.errors import LayerwiseError
+    from pretrain.core.errors import LayerwiseError
     with pytest.raises(LayerwiseError, match="one budget"):
         finetune.advise(digits, ["pixels"], labels_per_class="1,10")

@@ -7,14 +7,14 @@ import warnings
 import pytest
 import torch
 
-from finetune.body import body_from_stack
-from finetune.classifier import Classifier, build_head, load_classifier
-from pretrain.errors import LayerwiseError
-from pretrain.io import (LegacyArtifactWarning, check_writable, checksum, load_artifact, load_state, rebuilding,
+from finetune.networks.body import body_from_stack
+from finetune.networks.classifier import Classifier, build_head, load_classifier
+from pretrain.core.errors import LayerwiseError
+from pretrain.core.io import (LegacyArtifactWarning, check_writable, checksum, load_artifact, load_state, rebuilding,
                          save_artifact)
 from pretrain.layers import LayerSpec
-from pretrain.preprocess import Preprocessing
-from pretrain.stack import Stack, load_stack
+from pretrain.data.preprocess import Preprocessing
+from pretrain.training.stack import Stack, load_stack
 
 CHECKPOINT_REMEDY = "start the run again with --overwrite"
 

@@ -1,4 +1,4 @@
-"""Tests for finetune.backbones: specs, layer groups, inputs, and loading weights offline.
+"""Tests for finetune.networks.backbones: specs, layer groups, inputs, and loading weights offline.
 
 Weights go through layerwise's real loading path: a randomly initialised state
 dict is saved in a temporary ``TORCH_HOME/hub/checkpoints`` under the name
@@ -15,10 +15,10 @@ from hub_fixtures import hub_folder, offline, publish, torch_home  # noqa: F401 
 from torch import nn
 from torchvision.models.feature_extraction import create_feature_extractor
 
-from finetune.backbones import (BackboneSpec, backbone_nodes, build_model, image_value_range, supported_models,
-                                torchvision_body)
-from finetune.backbones.groups import GROUPERS, family, layer_groups
-from pretrain.errors import LayerwiseError
+from finetune.networks.backbones import BackboneSpec, backbone_nodes, build_model, image_value_range, supported_models
+from finetune.networks.body import torchvision_body
+from finetune.networks.backbones.groups import GROUPERS, family, layer_groups
+from pretrain.core.errors import LayerwiseError
 
 RESNET18_FILE = "resnet18-f37072fd.pth"  # the file name in ResNet18_Weights.IMAGENET1K_V1.url
 

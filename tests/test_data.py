@@ -1,4 +1,4 @@
-"""Tests for pretrain.data: every spec kind, the held-out split, and each user mistake."""
+"""Tests for pretrain.data.specs: every spec kind, the held-out split, and each user mistake."""
 import gzip
 import os
 
@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pretrain.data import Dataset, describe_specs, load_data
-from pretrain.readers import read_idx
-from pretrain.errors import LayerwiseError
+from pretrain.data.specs import Dataset, describe_specs, load_data
+from pretrain.data.readers import read_idx
+from pretrain.core.errors import LayerwiseError
 
 FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
 _IDX_CODES = {np.dtype(np.uint8): 0x08, np.dtype(np.int32): 0x0C, np.dtype(np.float32): 0x0D}
@@ -302,7 +302,7 @@ def test_a_large_folder_is_decoded_by_dataloader_workers_as_one_process_would(tm
     """Worker processes decode the images in batches; the array equals the one-process decode, in order."""
     from PIL import Image
 
-    import pretrain.images as images
+    import pretrain.data.images as images
     rng = np.random.default_rng(0)
     for label in ("a", "b"):
         (tmp_path / label).mkdir()

@@ -15,7 +15,7 @@ import torch
 
 import pretrain
 from launch import ENV, ROOT, TORCHRUN, free_port, rank_env
-from pretrain.stack import load_stack
+from pretrain.training.stack import load_stack
 
 #: seconds any launched run may take before the test fails instead of hanging.
 LIMIT_S = 120
@@ -112,8 +112,8 @@ def test_a_killed_rank_ends_the_run_with_one_line_and_resume_continues_it_exactl
 
 
 def test_a_resume_with_another_number_of_processes_is_refused_with_one_line(tmp_path):
-    from pretrain.checkpoint import restore_rank_state
-    from pretrain.errors import LayerwiseError
+    from pretrain.training.checkpoint import restore_rank_state
+    from pretrain.core.errors import LayerwiseError
     layer = torch.nn.Linear(2, 2)
     with pytest.raises(LayerwiseError, match="written by 2 processes, this run has 1"):
         restore_rank_state(layer, [{}, {}])

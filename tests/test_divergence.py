@@ -11,10 +11,10 @@ from PIL import Image
 
 import pretrain
 from cli_checks import assert_failure
-from pretrain import greedy
+from pretrain.training import greedy
 from pretrain.cli import main
-from pretrain.divergence import MAX_PARAMETER, Guard, check_input
-from pretrain.errors import LayerwiseError
+from pretrain.training.divergence import MAX_PARAMETER, Guard, check_input
+from pretrain.core.errors import LayerwiseError
 from pretrain.layers import LayerSpec
 
 

@@ -6,13 +6,13 @@ import pytest
 import torch
 
 from finetune import compare, fine_tune, load_classifier
-from finetune.body import body_from_stack
-from finetune.classifier import Classifier, build_head
-from finetune.schedule import make_stages
-from finetune.sources import load_source
-from finetune.train import TrainSettings, train_stage
+from finetune.networks.body import body_from_stack
+from finetune.networks.classifier import Classifier, build_head
+from finetune.training.schedule import make_stages
+from finetune.networks.sources import load_source
+from finetune.training.train import TrainSettings, train_stage
 from pretrain import load_data, load_stack
-from pretrain.errors import LayerwiseError
+from pretrain.core.errors import LayerwiseError
 
 
 def state_of(module):

@@ -8,14 +8,14 @@ import pytest
 import torch
 from torch import nn
 
-from finetune.body import Body
-from finetune.budget import Budget, check_labeled, parse_budgets, sample_labels, validation_split
-from finetune.classifier import Classifier, build_head, parse_head
-from finetune.freezing import freeze_to
-from finetune.report import format_table, write_report
-from finetune.schedule import make_stages
-from finetune.train import TrainSettings, stage_optimizer
-from pretrain.errors import LayerwiseError
+from finetune.networks.body import Body
+from finetune.study.budget import Budget, check_labeled, parse_budgets, sample_labels, validation_split
+from finetune.networks.classifier import Classifier, build_head, parse_head
+from finetune.training.freezing import freeze_to
+from finetune.study.report import format_table, write_report
+from finetune.training.schedule import make_stages
+from finetune.training.train import TrainSettings, stage_optimizer
+from pretrain.core.errors import LayerwiseError
 
 
 def batchnorm_body(n_groups=3, width=8):

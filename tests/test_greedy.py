@@ -6,8 +6,8 @@ import pytest
 import torch
 
 import pretrain
-from pretrain import greedy
-from pretrain.errors import LayerwiseError
+from pretrain.training import greedy
+from pretrain.core.errors import LayerwiseError
 from pretrain.layers.ae import Autoencoder
 from pretrain.layers.rbm import BernoulliRBM
 
@@ -163,7 +163,7 @@ def test_memory_mapped_cache_gives_the_same_stack(tmp_path):
 
 def test_two_runs_sharing_a_cache_folder_each_use_their_own_files(tmp_path, monkeypatch):
     """Cache files are private to their run: the code files two runs map never share a path."""
-    import pretrain.greedy as greedy
+    import pretrain.training.greedy as greedy
     paths = []
     original = greedy.encode
     monkeypatch.setattr(greedy, "encode", lambda layer, x, path=None: paths.append(path) or original(layer, x, path))

@@ -9,7 +9,7 @@ from sklearn import neural_network
 from sklearn.datasets import load_digits
 from sklearn.utils._param_validation import InvalidParameterError
 
-from pretrain.errors import LayerwiseError
+from pretrain.core.errors import LayerwiseError
 from pretrain.layers import (TRAINER_OPTIONS, LayerSpec, build_layer, describe_layers, get_layer_class,
                              list_layers)
 from pretrain.sklearn import Autoencoder, BernoulliRBM, GaussianRBM

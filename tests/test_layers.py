@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from pretrain.errors import LayerwiseError
-from pretrain.greedy import layer_optimizer, run_epoch
+from pretrain.core.errors import LayerwiseError
+from pretrain.training.greedy import layer_optimizer, run_epoch
 from pretrain.layers import LayerSpec, build_layer, list_layers
 
 KINDS = list_layers()

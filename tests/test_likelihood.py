@@ -10,12 +10,12 @@ from click.testing import CliRunner
 
 from cli_checks import assert_failure, assert_usage_error
 from pretrain.cli import main
-from pretrain.errors import LayerwiseError
-from pretrain.greedy import layer_optimizer, run_epoch
+from pretrain.core.errors import LayerwiseError
+from pretrain.training.greedy import layer_optimizer, run_epoch
 from pretrain.layers import LayerSpec
 from pretrain.likelihood import (DEFAULT_BETAS, ais_log_partition, beta_schedule, binarise, exact_log_partition,
-                                 log_likelihood, log_mean_bounds, log_partition_over_hidden,
-                                 log_partition_over_visible)
+                                 log_likelihood)
+from pretrain.likelihood.partition import log_mean_bounds, log_partition_over_hidden, log_partition_over_visible
 
 
 def random_layer(spec, n_visible, seed=0, scale=1.0):
@@ -176,7 +176,7 @@ def test_score_prints_one_line_and_records_it_in_the_stack(tmp_path):
     assert (score["n_test"], score["ais_runs"], score["ais_betas"]) == (360, 20, 500)
     assert score["log_z"] == max(z for z, _, _ in score["log_z_by_base"].values())  # the cautious one
     assert set(score["log_z_by_base"]) == {"base_rates", "uniform"}
-    from pretrain.stack import load_stack
+    from pretrain.training.stack import load_stack
     assert load_stack(out).info["test_log_likelihood"] == score
     bound = json.loads((out / "stack.json").read_text())["test_log_likelihood_dbn_bound"]
     assert bound["layers"] == 2 and bound["low"] <= bound["nats"] < 0 and "as a 2-layer DBN at least" in lines[0]
@@ -190,7 +190,7 @@ def test_score_mistakes(tmp_path):
 
 # The DBN bound ---------------------------------------------------------------------
 def test_dbn_bound_of_one_layer_is_the_log_likelihood():
-    from pretrain.dbn_bound import stack_lower_bound
+    from pretrain.likelihood.dbn_bound import stack_lower_bound
     rbm = random_layer("rbm:4", 6)
     v = binarise(torch.rand(5, 6))
     log_z = exact_log_partition(rbm)
@@ -199,7 +199,7 @@ def test_dbn_bound_of_one_layer_is_the_log_likelihood():
 
 def test_dbn_bound_matches_its_enumerated_value_and_stays_below_the_exact_log_likelihood():
     """5-4-3 DBN: every h1 enumerated gives the bound's expectation and log p(v) = log sum_h1 p(v|h1) p(h1)."""
-    from pretrain.dbn_bound import bernoulli_entropy, bernoulli_log_prob, stack_lower_bound
+    from pretrain.likelihood.dbn_bound import bernoulli_entropy, bernoulli_log_prob, stack_lower_bound
     bottom, top = random_layer("rbm:4", 5, seed=1), random_layer("rbm:3", 4, seed=2)
     v = torch.tensor(list(itertools.product([0.0, 1.0], repeat=5)))[::3]
     h1 = torch.tensor(list(itertools.product([0.0, 1.0], repeat=4)))

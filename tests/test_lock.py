@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from pretrain.errors import LayerwiseError
-from pretrain.io import save_torch
-from pretrain.lock import LOCK_FILE, OutputLock, PrivateCache, private_name, remove_orphans, writer_tag
+from pretrain.core.errors import LayerwiseError
+from pretrain.core.io import save_torch
+from pretrain.core.lock import LOCK_FILE, OutputLock, PrivateCache, private_name, remove_orphans, writer_tag
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -20,8 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 HOLDER = """
 import sys, time
 from pathlib import Path
-from pretrain.errors import LayerwiseError
-from pretrain.lock import OutputLock
+from pretrain.core.errors import LayerwiseError
+from pretrain.core.lock import OutputLock
 folder, go, release = map(Path, sys.argv[1:4])
 Path(f"{go}.{sys.argv[4]}").touch()
 while not go.exists():
@@ -121,8 +121,8 @@ def test_private_cache_names_differ_and_are_removed_even_when_the_run_fails(tmp_
 DYING_WRITER = """
 import sys, time
 from pathlib import Path
-from pretrain import io
-from pretrain.lock import private_cache_path
+from pretrain.core import io
+from pretrain.core.lock import private_cache_path
 folder = Path(sys.argv[1])
 private_cache_path(folder, "codes1_train.npy").write_bytes(b"codes")
 io._atomic_write(folder / "stack.pt", lambda f: (f.write(b"half"), f.flush(), print("writing", flush=True),

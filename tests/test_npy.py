@@ -5,8 +5,8 @@ import torch
 from sklearn.datasets import load_digits
 
 import pretrain
-from pretrain.data import load_data
-from pretrain.errors import LayerwiseError
+from pretrain.data.specs import load_data
+from pretrain.core.errors import LayerwiseError
 
 
 @pytest.fixture(scope="module")

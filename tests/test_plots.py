@@ -7,8 +7,8 @@ from matplotlib.image import imread
 from sklearn.datasets import load_digits
 
 from pretrain.cli import main
-from pretrain.data import load_data
-from pretrain.greedy import pretrain_stack
+from pretrain.data.specs import load_data
+from pretrain.training.greedy import pretrain_stack
 from pretrain.plots import mosaic, plot_stack, reconstruct_through
 
 ALL_PICTURES = ["filters.png", "reconstructions.png", "samples.png", "training_curves.png"]

@@ -11,12 +11,12 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 
 from finetune import fine_tune, load_classifier
-from finetune.budget import Budget, sample_labels, validation_split
-from finetune.classifier import Classifier, build_head
-from finetune.probe import C_GRID, FIXED_C, MAX_FOLDS, fit_linear_head
-from finetune.schedule import make_stages
-from finetune.sources import load_source
-from finetune.train import TrainSettings, keep_better, score, train_classifier, trainable_state
+from finetune.study.budget import Budget, sample_labels, validation_split
+from finetune.networks.classifier import Classifier, build_head
+from finetune.training.probe import C_GRID, FIXED_C, MAX_FOLDS, fit_linear_head
+from finetune.training.schedule import make_stages
+from finetune.networks.sources import load_source
+from finetune.training.train import TrainSettings, keep_better, score, train_classifier, trainable_state
 
 SEEDS = (0, 1, 2)
 
@@ -128,8 +128,12 @@ def test_fine_tuning_never_ends_below_its_head_stage_on_validation(digits_dbn, d
                                    TrainSettings(lr=lr, epochs=10, min_steps=50))
         final = score(model, model, val, torch.device("cpu"))[0]
         assert final >= history[0]["val_accuracy"], (seed, history)
-        if lr == 1.0:  # so large a rate wrecks the body: the head stage is what remains, refitted on all rows
-            assert history[-1]["kept"] == "head" and history[-1]["refit"]["C"] in C_GRID, history
+        # Which stage is kept follows from the two scores, not from which one wins on this CPU
+        # (at lr 1.0 the fine-tuned body won on one machine and lost on another).
+        if history[-1]["kept"] == "head":  # the head stage, refitted on all labeled rows
+            assert history[-1]["refit"]["C"] in C_GRID, history
+        else:
+            assert history[-1]["kept"] == "fine-tuned" and history[-1]["val_accuracy"] >= history[0]["val_accuracy"]
 
 
 def test_keep_better_restores_the_head_stage_when_fine_tuning_scores_lower(digits_dbn, digits):

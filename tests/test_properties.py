@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from pretrain.cli import main
 from pretrain.layers import get_layer_class, list_layers
 from pretrain.layers.spec import TRAINER_OPTIONS
-from pretrain.readers import TORCHVISION
+from pretrain.data.readers import TORCHVISION
 
 SETTINGS = settings(max_examples=60, deadline=None, derandomize=True, database=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from pretrain.data import describe_specs
+from pretrain.data.specs import describe_specs
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

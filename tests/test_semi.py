@@ -9,12 +9,12 @@ from click.testing import CliRunner
 
 from cli_checks import assert_failure, assert_usage_error
 from finetune.cli import main
-from finetune.decoders import decoder_of
-from finetune.experiment import compare, fine_tune
-from finetune.semi import UnlabeledPool, semi_settings
+from finetune.networks.decoders import decoder_of
+from finetune.study.experiment import compare, fine_tune
+from finetune.training.semi import UnlabeledPool, semi_settings
 from pretrain import load_data, pretrain_stack
-from pretrain.dataset import Dataset
-from pretrain.errors import LayerwiseError
+from pretrain.data.dataset import Dataset
+from pretrain.core.errors import LayerwiseError
 from pretrain.layers import build_layer
 
 
@@ -157,7 +157,7 @@ def test_pseudo_labels_under_linear_train_the_head_alone_and_repeat(small_stack)
 
 
 def load_stack_body(folder):
-    from finetune.sources import load_source
+    from finetune.networks.sources import load_source
     return load_source(folder, load_data("digits")).body()
 
 

@@ -16,7 +16,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from pretrain.errors import LayerwiseError
+from pretrain.core.errors import LayerwiseError
 from pretrain.layers import get_layer_class
 from pretrain.sklearn import Autoencoder, BernoulliRBM, GaussianRBM, StackedPretrainer
 

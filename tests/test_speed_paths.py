@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from pretrain.batches import device_batches
-from pretrain.greedy import layer_optimizer, run_epoch
+from pretrain.core.batches import device_batches
+from pretrain.training.greedy import layer_optimizer, run_epoch
 from pretrain.layers import LayerSpec
 
 RBM_SPECS = ["rbm:7", "rbm:7,pcd=true", "rbm:7,k=3", "rbm:7,negative_visible=sample,pcd=true",
@@ -133,7 +133,7 @@ def test_gpu_training_from_a_memory_map_equals_training_from_gpu_memory(tmp_path
 def test_gpu_resume_equals_uninterrupted(tmp_path, monkeypatch):
     """The CUDA generator's state is in the checkpoint, so a resumed GPU run draws the same samples."""
     import pretrain
-    from pretrain import greedy
+    from pretrain.training import greedy
 
     def run(out, **kwargs):
         return pretrain.pretrain_stack("digits", ["rbm:16,pcd=true"], out, epochs=3, batch_size=50, seed=2,

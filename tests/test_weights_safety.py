@@ -14,9 +14,9 @@ import torch
 import torchvision
 from hub_fixtures import hub_folder, offline, publish, torch_home  # noqa: F401 (fixtures)
 
-from finetune.backbones import torchvision_body
-from finetune.backbones import weights as weights_module
-from pretrain.errors import LayerwiseError
+from finetune.networks.body import torchvision_body
+from finetune.networks.backbones import weights as weights_module
+from pretrain.core.errors import LayerwiseError
 
 RESNET18 = torchvision.models.ResNet18_Weights.IMAGENET1K_V1
 

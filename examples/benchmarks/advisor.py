@@ -36,8 +36,8 @@ from scipy.stats import kendalltau
 
 import finetune
 from pretrain import pretrain_stack
-from pretrain.data import load_data
-from pretrain.dataset import Dataset
+from pretrain.data.specs import load_data
+from pretrain.data.dataset import Dataset
 
 OUT = Path(__file__).parent / "results" / "advisor"
 FASHION = "idx:/usr/share/datasets/fashion-mnist"

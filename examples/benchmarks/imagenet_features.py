@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from finetune.backbones import torchvision_body
+from finetune.networks.body import torchvision_body
 
 FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
 
@@ -30,7 +30,7 @@ FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
 def load_images(n):
     """``n`` Fashion-MNIST test images and labels, or random ones when the files are absent."""
     if os.path.isdir(FASHION_MNIST):
-        from pretrain.data import load_data
+        from pretrain.data.specs import load_data
         data = load_data(f"idx:{FASHION_MNIST}")
         return data.x_test[:n], data.y_test[:n], "Fashion-MNIST test images"
     rng = np.random.default_rng(0)

@@ -3,7 +3,7 @@
 Fashion-MNIST, a 784-1000-500-250 stack of RBMs pretrained greedily on the
 60,000 training images (labels unused), fine-tuned ``linear`` (a logistic
 regression on the frozen top features, fitted to convergence with its L2
-strength cross-validated: :mod:`finetune.probe`) and ``two-stage`` (that head,
+strength cross-validated: :mod:`finetune.training.probe`) and ``two-stage`` (that head,
 then the whole body at 0.1x the head's rate, kept only where it beats the head
 on the validation slice), next to the same architecture with fresh Glorot
 weights (``random:``) and to ``pixels``: the same probe on the stack's
@@ -22,7 +22,7 @@ done in pieces, e.g. the cheap budgets with 3 seeds, then ``all`` with one::
 
 ``--semi pseudo-label,reconstruction`` adds the stack and its control
 fine-tuned ``two-stage`` with each semi-supervised method
-(:mod:`finetune.semi`), on the same label samples: the control separates what
+(:mod:`finetune.training.semi`), on the same label samples: the control separates what
 pretraining adds from what the unlabeled pool adds while fine-tuning::
 
     python examples/benchmarks/label_budget.py --budgets 10,100 --seeds 3 --semi pseudo-label,reconstruction \
@@ -42,13 +42,13 @@ import numpy as np
 import torch
 
 import finetune
-from finetune.body import Body
-from finetune.budget import parse_budgets
-from finetune.experiment import Experiment, Options, preprocess
-from finetune.probe import FIXED_C, MAX_FOLDS, C_GRID
-from finetune.report import format_table, summarize
+from finetune.networks.body import Body
+from finetune.study.budget import parse_budgets
+from finetune.study.experiment import Experiment, Options, preprocess
+from finetune.training.probe import FIXED_C, MAX_FOLDS, C_GRID
+from finetune.study.report import format_table, summarize
 from pretrain import pretrain_stack
-from pretrain.data import load_data
+from pretrain.data.specs import load_data
 
 FASHION_MNIST = "idx:/usr/share/datasets/fashion-mnist"
 LAYERS = ["rbm:1000", "rbm:500", "rbm:250"]
@@ -87,7 +87,8 @@ def merge(old: list, new: list) -> list:
 
 
 def sklearn_probe(x: np.ndarray, y: np.ndarray, x_test: np.ndarray, seed: int = 0):
-    """scikit-learn's ``LogisticRegression`` with ``C`` chosen by the rule of :mod:`finetune.probe`: (predictions, C).
+    """scikit-learn's ``LogisticRegression`` with ``C`` chosen by the rule of
+    :mod:`finetune.training.probe`: (predictions, C).
 
     On the inputs the head sees: standardised with the labeled rows' mean and variance (+ BatchNorm's eps);
     ``C`` from ``C_GRID`` by stratified k-fold CV on the log-loss, ``FIXED_C`` when a class has one label.

@@ -1,7 +1,7 @@
 """Which training rule gives the better RBM? Test log-likelihood in nats of CD-1, CD-10 and PCD.
 
 Binarised Fashion-MNIST (pixel / 255 > 0.5 -> 1, the rule ``pretrain --score``
-applies: ``pretrain.likelihood.BINARISATION``), an RBM 784 -> 500 trained on the
+applies: ``pretrain.likelihood.partition.BINARISATION``), an RBM 784 -> 500 trained on the
 60,000 binarised training images (5% held out) for the same number of epochs
 with each rule (rate 0.1, momentum 0.5, batch 100; PCD also at rate 0.01), then
 scored on the 10,000 binarised test images: ``log Z`` by AIS (100 runs, the
@@ -9,7 +9,7 @@ scored on the 10,000 binarised test images: ``log Z`` by AIS (100 runs, the
 the mean test ``log p(v)`` with Salakhutdinov & Murray's bounds, and the time
 of that AIS. ``log Z`` is the larger of two AIS estimates, annealed from the
 training images' base rates and from the uniform distribution
-(``pretrain.scoring.cautious_log_partition``); both are shown. Stacks already
+(``pretrain.likelihood.scoring.cautious_log_partition``); both are shown. Stacks already
 in ``--out`` are scored again without retraining. Every epoch a quick AIS (100 runs x 1,000 betas) also records the
 held-out log-likelihood, drawn in ``loglik_curves.png`` (biased high: few betas
 underestimate ``log Z``). For orientation only (MNIST, not Fashion-MNIST):
@@ -29,10 +29,10 @@ import numpy as np
 import torch
 
 from pretrain import load_stack, pretrain_stack
-from pretrain.data import Dataset, load_data
-from pretrain.io import save_json, save_text
-from pretrain.likelihood import BINARISATION, ais_log_partition, beta_schedule
-from pretrain.scoring import score_layer
+from pretrain.data.specs import Dataset, load_data
+from pretrain.core.io import save_json, save_text
+from pretrain.likelihood.partition import BINARISATION, ais_log_partition, beta_schedule
+from pretrain.likelihood.scoring import score_layer
 
 FASHION_MNIST = "idx:/usr/share/datasets/fashion-mnist"
 RULES = {"CD-1": "rbm:500", "CD-10": "rbm:500,k=10", "PCD": "rbm:500,pcd=true",

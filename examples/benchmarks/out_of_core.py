@@ -41,7 +41,7 @@ print(json.dumps({"n_train": stack.info["n_train"], "seconds": stack.info["histo
 
 def build(path: Path, rows: int, seed: int = 0) -> None:
     """``rows`` Fashion-MNIST images, each shifted by up to 2 pixels, written chunk by chunk to ``path``."""
-    from pretrain.data import load_data
+    from pretrain.data.specs import load_data
     images = load_data(f"idx:{FASHION_MNIST}").x_train
     rng = np.random.default_rng(seed)
     out = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(rows, 28, 28))

@@ -1,10 +1,10 @@
 """Which L2 strength does the probe's cross-validation pick at 5 labels per class? The source of ``FIXED_C``.
 
 Below 2 labels per class there is nothing to cross-validate, so the probe
-(:mod:`finetune.probe`) uses a fixed ``C``. This prints the ``C`` its
+(:mod:`finetune.training.probe`) uses a fixed ``C``. This prints the ``C`` its
 cross-validation picks at 5 labels per class, for ``--seeds`` label samples,
 on pixels and on a pretrained stack's top features, for each data set given.
-The figures in :mod:`finetune.probe` came from::
+The figures in :mod:`finetune.training.probe` came from::
 
     pretrain digits -l rbm:128,momentum=0.9 -l rbm:64,momentum=0.9 --epochs 30 -o runs/digits-dbn
     python examples/benchmarks/label_budget.py --budgets 1   # pretrains runs/fashion-mnist-dbn
@@ -16,11 +16,11 @@ import argparse
 import numpy as np
 import torch
 
-from finetune.budget import Budget, sample_labels
-from finetune.classifier import build_head
-from finetune.probe import fit_linear_head
-from finetune.sources import make_body
-from pretrain.data import load_data
+from finetune.study.budget import Budget, sample_labels
+from finetune.networks.classifier import build_head
+from finetune.training.probe import fit_linear_head
+from finetune.networks.sources import make_body
+from pretrain.data.specs import load_data
 
 
 def picked_strengths(data: str, stack: str, per_class: int, seeds: int) -> dict:

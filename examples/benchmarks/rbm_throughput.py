@@ -35,13 +35,13 @@ from sklearn.neural_network import BernoulliRBM as SklearnRBM
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from pretrain import pretrain_stack
-from pretrain.data import load_data
-from pretrain.greedy import layer_optimizer, run_epoch
+from pretrain.data.specs import load_data
+from pretrain.training.greedy import layer_optimizer, run_epoch
 from pretrain.layers import LayerSpec
 from pretrain.layers.base import bernoulli_sample
-from pretrain.preprocess import Preprocessing
+from pretrain.data.preprocess import Preprocessing
 from pretrain.sklearn import BernoulliRBM
-from pretrain.stack import Stack
+from pretrain.training.stack import Stack
 
 FASHION_MNIST = "idx:/usr/share/datasets/fashion-mnist"
 HIDDEN, BATCH, LR = 500, 100, 0.1

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import LayerwiseError
+from ..core.errors import LayerwiseError
 from .base import Layer, register_layer, sparsity_penalty
 from .options import Option, options_table
 

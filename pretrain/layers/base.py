@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import LayerwiseError
+from ..core.errors import LayerwiseError
 from .options import Option, validate_options
 
 _REGISTRY: Dict[str, type] = {}

@@ -20,7 +20,7 @@ from typing import Any, Callable, Dict, Optional, Tuple
 
 import numpy as np
 
-from ..errors import LayerwiseError
+from ..core.errors import LayerwiseError
 
 _TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no")
 _BRACKETS = {"both": "[]", "left": "[)", "right": "(]", "neither": "()"}

@@ -8,7 +8,7 @@ which belong to the greedy trainer, not to the layer: a spec keeps them as
 from dataclasses import dataclass, field
 from typing import Any, Dict
 
-from ..errors import LayerwiseError
+from ..core.errors import LayerwiseError
 from .base import Layer, get_layer_class, list_layers
 from .options import Option, options_table, validate_options
 

@@ -20,10 +20,10 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ..errors import LayerwiseError
-from ..batches import map_batches
-from ..device import resolve_device
-from ..greedy import layer_optimizer, run_epoch
+from ..core.errors import LayerwiseError
+from ..core.batches import map_batches
+from ..core.device import resolve_device
+from ..training.greedy import layer_optimizer, run_epoch
 from ..layers import LayerSpec, Option, get_layer_class
 
 #: rows the data-dependent initialisation looks at (as the greedy trainer).
@@ -88,7 +88,7 @@ class _LayerTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
     """One layer of the registered kind ``kind``; ``transform`` gives its deterministic code.
 
     ``fit`` builds the layer, initialises it from the data and runs ``n_iter``
-    passes of :func:`pretrain.greedy.run_epoch` (shuffled minibatches of
+    passes of :func:`pretrain.training.greedy.run_epoch` (shuffled minibatches of
     ``batch_size``); ``partial_fit`` takes one update with ``X`` as a single
     minibatch, as scikit-learn's ``BernoulliRBM.partial_fit`` does. The trained
     torch layer is ``layer_``, its optimizer ``optimizer_``.

@@ -1,5 +1,5 @@
 """The ``ae`` layer as a scikit-learn transformer."""
-from ..errors import LayerwiseError
+from ..core.errors import LayerwiseError
 from ._base import _LayerTransformer
 
 

@@ -9,7 +9,7 @@ class GaussianRBM(_LayerTransformer):
     with ``s = 1`` unless ``learn_std`` (Cho, Ilin & Raiko 2011). It expects
     standardised inputs: put a ``StandardScaler`` before it. Trained by CD-k
     (``pcd=True``: persistent chains) with SGD and momentum. A fit whose loss
-    stops being finite raises :class:`pretrain.errors.LayerwiseError` naming the remedy.
+    stops being finite raises :class:`pretrain.core.errors.LayerwiseError` naming the remedy.
 
     Parameters: ``n_components`` (256), ``learning_rate`` (0.01, the kind's
     default), ``batch_size`` (100), ``n_iter`` (10), then every option of the

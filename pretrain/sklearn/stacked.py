@@ -6,9 +6,9 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
-from ..device import resolve_device
-from ..greedy import pretrain_stack
-from ..batches import map_batches
+from ..core.device import resolve_device
+from ..training.greedy import pretrain_stack
+from ..core.batches import map_batches
 from ._base import dense_input, draw_seed, torch_seeded
 
 
@@ -41,7 +41,7 @@ class StackedPretrainer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
 
     Attributes
     ----------
-    stack_ : pretrain.stack.Stack
+    stack_ : pretrain.training.stack.Stack
     """
 
     _parameter_constraints = {

@@ -1,0 +1,273 @@
+"""Sources x schedules x label budgets x seeds -> one row per fine-tuned model.
+
+Every cell of one seed and budget fine-tunes on the same label sample, so the
+pretrained stack and its ``random:`` control are compared on equal terms.
+Each source is parsed and bound to the data once (its body built once, its
+weights read once); each source's preprocessing runs once per split (the
+test set once per source, the labeled sample once per seed and budget), in
+chunks, and training then works on tensors.
+"""
+import itertools
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+
+from pretrain.core.batches import map_batches
+from pretrain.data.specs import resolve_data
+from pretrain.core.distributed import is_writer, process_group, world_size
+from pretrain.core.errors import LayerwiseError
+from pretrain.core.progress import progress_line
+
+from ..networks.body import Body
+from .budget import Budget, check_labeled, parse_budgets, sample_labels, validation_split
+from .cells import execute
+from ..networks.classifier import Classifier, build_head, parse_head
+from ..training.schedule import check_schedule, make_stages
+from ..training.semi import DROPOUT, RAMP, SemiSettings, SemiTerm, UnlabeledPool, semi_settings
+from ..networks.sources import Source, parse_source
+from ..training.train import TrainSettings, test_metrics, train_classifier
+
+PREPROCESS_CHUNK = 1024
+
+
+@dataclass
+class Options:
+    """Everything about a fine-tuning run except the grid (see ``finetune --help`` for each)."""
+
+    head: str = "linear"
+    drop_top: int = 0
+    unfreeze: Optional[int] = None
+    body_lr_scale: float = 0.1
+    lr_decay: float = 1.0
+    lr: float = 1e-3
+    epochs: int = 100
+    batch_size: int = 64
+    device: str = "auto"
+    data_dir: Optional[str] = None
+    split_seed: int = 0
+    input_size: Optional[int] = None
+    adapt_first_conv: bool = False
+    progress: bool = True
+    #: worker processes for the cells of a comparison (see :mod:`finetune.study.cells`); 0 threads: shared out
+    jobs: int = 1
+    threads: int = 0
+    #: semi-supervised fine-tuning (:mod:`finetune.training.semi`): none, pseudo-label or reconstruction
+    semi: str = "none"
+    #: the unsupervised term's final weight; None: the method's default (3, see finetune.training.semi.DEFAULT_WEIGHTS)
+    semi_weight: Optional[float] = None
+    #: optimizer steps (T1, T2) of a stage between which the pseudo-label weight rises from 0 to ``semi_weight``
+    semi_ramp: Tuple[int, int] = RAMP
+    #: dropout probability in the body under pseudo-labels
+    semi_dropout: float = DROPOUT
+    head_config: dict = field(init=False)
+    settings: TrainSettings = field(init=False)
+    semi_settings: SemiSettings = field(init=False)
+
+    def __post_init__(self):
+        from pretrain.core.device import resolve_device
+        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.jobs < 1:
+            raise LayerwiseError(f"epochs={self.epochs}, batch_size={self.batch_size}, lr={self.lr}, "
+                                 f"jobs={self.jobs}: epochs, batch_size and jobs must be at least 1 and lr positive")
+        self.head_config = parse_head(self.head)
+        self.semi_settings = semi_settings(self.semi, self.semi_weight, self.semi_ramp, self.semi_dropout)
+        self.semi_weight = self.semi_settings.weight
+        self.settings = TrainSettings(lr=self.lr, epochs=self.epochs, batch_size=self.batch_size,
+                                      device=resolve_device(self.device), progress=self.progress)
+
+
+def preprocess(body: Body, raw: np.ndarray) -> torch.Tensor:
+    """``body.preprocess`` over raw data in chunks (image backbones resize to big tensors)."""
+    return map_batches(body.preprocess, raw, PREPROCESS_CHUNK)
+
+
+def cell_name(source: str, schedule: str, budget: Budget, seed: int) -> str:
+    """A folder name for one fine-tuned model, e.g. ``random-runs-dbn_two-stage_10_seed0``."""
+    parts = (source, schedule, budget.label, f"seed{seed}")
+    return "_".join(re.sub(r"[^A-Za-z0-9]+", "-", part).strip("-") for part in parts)
+
+
+class Experiment:
+    """A dataset, the options, and the label samples: trains one cell at a time."""
+
+    def __init__(self, data, options: Options):
+        self.options = options
+        self.dataset = resolve_data(data, options.data_dir, options.split_seed)
+        self.x_train, self.y_train = check_labeled(self.dataset)
+        self.n_classes = self.dataset.n_classes
+        self.classes = self.dataset.class_names
+        self.samples: Dict[tuple, np.ndarray] = {}
+        #: the unlabeled pool of ``semi`` (:meth:`pretrain.data.Dataset.pretraining_images`), joined on first use
+        self.unlabeled: Optional[np.ndarray] = None
+
+    def sample(self, budget: Budget, seed: int) -> np.ndarray:
+        """Indices of the label sample of ``budget`` and ``seed``: the same for every source and schedule."""
+        if (budget, seed) not in self.samples:
+            self.samples[budget, seed] = sample_labels(self.y_train, budget, seed, self.dataset.classes)
+        return self.samples[budget, seed]
+
+    def bind(self, source: Union[str, Source]) -> Source:
+        """``source`` parsed (if given as text) and bound to the data: its body built once."""
+        source = parse_source(source) if isinstance(source, str) else source
+        return source.bind(self.dataset, self.options.input_size, self.options.adapt_first_conv)
+
+    def body(self, source: Source, seed: int) -> Body:
+        """A fresh body of ``source`` with its top groups dropped; a random control draws its weights from ``seed``."""
+        return source.body(seed).drop_top(self.options.drop_top)
+
+    def stages(self, schedule: str, body: Body):
+        o = self.options
+        return make_stages(schedule, len(body.groups), o.unfreeze, o.body_lr_scale, o.lr_decay)
+
+    def decoders(self, source: Source, schedule: str, seed: int) -> Optional[List[torch.nn.Module]]:
+        """The decoders ``semi=reconstruction`` trains with (None for other methods); one line where it cannot apply."""
+        if self.options.semi != "reconstruction":
+            return None
+        decoders, body = source.decoders(seed), self.body(source, seed)
+        if all(stage.frozen == len(body.groups) for stage in self.stages(schedule, body)):
+            raise LayerwiseError(f"semi=reconstruction needs a schedule that trains the body: schedule={schedule} "
+                                 f"trains the head alone; use two-stage, full or gradual, or semi=pseudo-label")
+        return decoders[:len(body.groups)]
+
+    def semi_term(self, body: Body, seed: int, decoders: Optional[List[torch.nn.Module]]) -> Optional[SemiTerm]:
+        """The unlabeled term of a cell (None under ``semi=none``): the pool drawn from ``seed``, the decoders."""
+        settings = self.options.semi_settings
+        if settings.method == "none":
+            return None
+        if self.unlabeled is None:  # train + unlabeled, joined once per experiment
+            self.unlabeled = self.dataset.pretraining_images()
+        pool = UnlabeledPool(self.unlabeled, body.preprocess, self.options.batch_size, seed)
+        return SemiTerm(settings, pool, decoders)
+
+    def run(self, source: str, body: Body, schedule: str, budget: Budget, seed: int, inputs: torch.Tensor,
+            test_inputs: torch.Tensor, decoders: Optional[List[torch.nn.Module]] = None) -> Classifier:
+        """Fine-tune ``body`` (a fresh copy from its source) on the preprocessed label sample ``inputs`` of ``budget`` and ``seed``.
+
+        ``decoders``: those of :meth:`decoders` under ``semi=reconstruction``. The classifier's
+        ``metrics`` are the row of the results (plus the stages' history).
+        """
+        started = time.perf_counter()
+        torch.manual_seed(seed)
+        head = build_head(self.options.head_config, body.out_features, self.n_classes)
+        model = Classifier(body, head, self.options.head_config, self.classes, self.options.drop_top)
+        labels = self.y_train[self.sample(budget, seed)]
+        fit_rows, val_rows = validation_split(labels, seed)
+        y = torch.from_numpy(labels.astype(np.int64))
+        val = (inputs[val_rows], y[val_rows]) if len(val_rows) else None
+        desc = f"{source} {schedule} labels {budget.label} seed {seed}"
+        history = train_classifier(model, self.stages(schedule, body), (inputs[fit_rows], y[fit_rows]), val,
+                                   self.options.settings, desc, self.semi_term(body, seed, decoders))
+        seconds = time.perf_counter() - started
+        metrics = test_metrics(model, test_inputs, self.dataset.y_test, self.n_classes, self.options.settings.device)
+        model.metrics = {"source": source, "schedule": schedule, "semi": self.options.semi,
+                         "semi_weight": self.options.semi_weight,
+                         "labels_per_class": budget.labels_per_class(self.n_classes), "labels": len(labels),
+                         "n_classes": self.n_classes, "seed": seed, **metrics, "train_seconds": round(seconds, 3),
+                         "epochs": sum(stage["epochs"] for stage in history), "C": history[0].get("C"),
+                         "kept": history[-1].get("kept"), "history": history}
+        progress_line(f"{desc}: test accuracy {metrics['test_accuracy']:.3f} ({seconds:.1f} s)", self.options.progress)
+        return model
+
+
+class Results(list):
+    """The rows of a comparison (one dict per fine-tuned model), with ``config``: how they were made."""
+
+    def __init__(self, rows=(), config: Optional[Dict] = None):
+        super().__init__(rows)
+        self.config = dict(config or {})
+
+
+def run_config(experiment: "Experiment", sources: Sequence[Source], schedules, budgets, seeds) -> Dict:
+    """Everything that made a comparison, for results.json: data, grid, options, sources' provenance, versions."""
+    from pretrain.training.stack import versions
+    options = {k: v for k, v in vars(experiment.options).items()
+               if k not in ("head_config", "settings", "semi_settings")}
+    data = experiment.dataset
+    return {"data": {"spec": data.spec, "split_seed": data.split_seed, "n_classes": experiment.n_classes,
+                     "classes": experiment.classes, "n_train": len(data.x_train), "n_test": len(data.x_test)},
+            "grid": {"sources": [s.text for s in sources], "schedules": list(schedules),
+                     "budgets": [b.label for b in budgets], "seeds": list(seeds)},
+            "options": options, "sources": [source.provenance() for source in sources], "versions": versions()}
+
+
+def compare(data, sources: Sequence[str], schedules: Sequence[str] = ("two-stage",),
+            labels_per_class: Union[str, Sequence, None] = None, seeds: Union[int, Sequence[int]] = 1, *,
+            labels: Union[str, Sequence, None] = None, save: Union[str, Path, None] = None,
+            **options) -> Results:
+    """Fine-tune every source with every schedule at every label budget, once per seed; return the rows.
+
+    ``data``: a data spec (``digits``, ``idx:DIR`` ...), a :class:`pretrain.data.specs.Dataset` or arrays;
+    ``sources``: ``--from`` values; ``labels_per_class``: ``"1,10,all"`` or a list, and/or
+    ``labels``: totals (with neither: 1, 10 and 100 per class); ``seeds``: how many (0, 1, ...)
+    or which; ``options``: the fields of :class:`Options`. With ``save`` every model is saved
+    there (in one subfolder each when there are several). Each row: source, schedule,
+    labels_per_class, labels, n_classes, seed, test_accuracy, macro_f1, train_seconds, epochs;
+    the returned :class:`Results` also carry the run's ``config``.
+    """
+    if not sources:
+        raise LayerwiseError("no source: give at least one source, e.g. sources=['runs/dbn', 'random:runs/dbn']")
+    experiment = Experiment(data, Options(**options))
+    schedules = [check_schedule(name) for name in schedules]
+    budgets = parse_budgets(labels_per_class, labels)
+    seeds = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
+    if not seeds:
+        raise LayerwiseError("seeds: give at least one")
+    for budget, seed in itertools.product(budgets, seeds):
+        experiment.sample(budget, seed)
+    bound = [experiment.bind(source) for source in sources]
+    for source in bound:  # every source, budget and schedule is checked before the first model trains
+        body = experiment.body(source, seeds[0])
+        for schedule in schedules:
+            experiment.stages(schedule, body)
+            experiment.decoders(source, schedule, seeds[0])
+    several = len(bound) * len(schedules) * len(budgets) * len(seeds) > 1
+    rows = Results(config=run_config(experiment, bound, schedules, budgets, seeds))
+    tasks = []
+    for source in bound:  # the test set is preprocessed once per source, in this process
+        test_inputs = preprocess(experiment.body(source, seeds[0]), experiment.dataset.x_test).numpy()
+        tasks += [(experiment, source, seed, budget, schedules, test_inputs)
+                  for seed, budget in itertools.product(seeds, budgets)]
+    options = experiment.options
+    with process_group(options.settings.device) as device:  # under torchrun: the cells spread over the processes
+        options.settings.device, writer = device, is_writer()
+        options.progress = options.settings.progress = options.progress and writer
+        rows.config["world_size"] = world_size()
+        results = execute(train_cells, tasks, options.jobs, options.threads)
+    for (_, source, seed, budget, _, _), models in zip(tasks, results):
+        for schedule, model in zip(schedules, models):
+            rows.append({k: v for k, v in model.metrics.items() if k != "history"})
+            if save is not None and writer:
+                model.save(Path(save, cell_name(source.text, schedule, budget, seed)) if several else Path(save))
+    return rows
+
+
+def train_cells(experiment: Experiment, source: Source, seed: int, budget: Budget, schedules: Sequence[str],
+                test_inputs: np.ndarray) -> List[Classifier]:
+    """One task of a comparison: the label sample of ``budget`` and ``seed`` preprocessed once, then one
+    fine-tuned model per schedule, each from a fresh body."""
+    inputs = preprocess(experiment.body(source, seed), experiment.x_train[experiment.sample(budget, seed)])
+    test = torch.from_numpy(np.array(test_inputs))  # a private, writable copy (workers get read-only maps)
+    return [experiment.run(source.text, experiment.body(source, seed), schedule, budget, seed, inputs, test,
+                           experiment.decoders(source, schedule, seed))
+            for schedule in schedules]
+
+
+def fine_tune(data, source: str, *, schedule: str = "two-stage", labels_per_class: Union[int, str] = 10,
+              labels: Optional[int] = None, seed: int = 0, **options) -> Classifier:
+    """Fine-tune one model of ``source`` on a seeded label sample of ``data``; return the :class:`Classifier`.
+
+    ``labels_per_class`` (or a total ``labels``) is the budget; ``options``: the fields of
+    :class:`Options`. The classifier's ``metrics`` hold its test accuracy and macro F1.
+    """
+    experiment = Experiment(data, Options(**options))
+    budget = parse_budgets(None, [labels])[0] if labels is not None else parse_budgets([labels_per_class])[0]
+    sample = experiment.sample(budget, seed)
+    bound = experiment.bind(source)
+    body = experiment.body(bound, seed)
+    decoders = experiment.decoders(bound, check_schedule(schedule), seed)
+    return experiment.run(bound.text, body, schedule, budget, seed, preprocess(body, experiment.x_train[sample]),
+                          preprocess(body, experiment.dataset.x_test), decoders)

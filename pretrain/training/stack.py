@@ -1,0 +1,136 @@
+"""The saved artifact: a greedily pretrained stack of layers with its preprocessing.
+
+``OUT/stack.pt`` is a plain dict (``torch.load(..., weights_only=True)`` loads
+it)::
+
+    {"format": "layerwise.stack", "version": 2, "checksum": "<sha256>",
+     "layers": [{"kind", "n_visible", "n_hidden", "options", "state": {name: tensor}}, ...],
+     "preprocessing": {"mode", "input_shape", "lo", "hi", ["mean", "std"]},
+     "info": {"data", "split_seed", "seed", "history", "versions", ...}}
+
+``OUT/stack.json`` holds the same minus the tensors, for people. Loading
+checks the checksum (see :mod:`pretrain.core.io`); a version-1 file (layerwise
+0.1.0, no checksum) loads with a warning: ``load_stack(DIR).save(DIR)`` adds one.
+"""
+import platform
+from pathlib import Path
+from typing import Any, Dict, List, Union
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..core.batches import map_batches
+from ..core.io import VERSION, artifact_file, load_artifact, load_state, rebuilding, save_artifact, save_json
+from ..layers import Layer, build_layer
+from ..data.preprocess import Preprocessing
+
+
+def versions() -> Dict[str, str]:
+    """Library versions recorded with every artifact."""
+    from ..core import __version__
+    return {"layerwise": __version__, "torch": str(torch.__version__), "numpy": np.__version__,
+            "python": platform.python_version()}
+
+
+class Stack:
+    """Pretrained layers (bottom first) plus the preprocessing of the data they were trained on."""
+
+    def __init__(self, layers: List[Layer], preprocessing: Preprocessing, info: Dict[str, Any]):
+        self.layers = layers
+        self.preprocessing = preprocessing
+        self.info = info
+
+    def __repr__(self) -> str:
+        sizes = [self.preprocessing.n_features] + [layer.n_hidden for layer in self.layers]
+        kinds = ", ".join(layer.kind for layer in self.layers)
+        return f"Stack({'-'.join(map(str, sizes))}; {kinds})"
+
+    @property
+    def n_features(self) -> int:
+        return self.preprocessing.n_features
+
+    @property
+    def n_outputs(self) -> int:
+        return self.layers[-1].n_hidden
+
+    def preprocess(self, raw) -> torch.Tensor:
+        """The saved preprocessing applied to raw data ``[N, ...]``."""
+        return self.preprocessing(raw)
+
+    def encoder(self) -> nn.Sequential:
+        """A plain ``nn.Sequential`` (one ``Sequential(Linear, activation)`` per layer) with copies of the weights."""
+        return nn.Sequential(*[layer.to_modules() for layer in self.layers])
+
+    def transform(self, raw, batch_size: int = 4096):
+        """Top-layer codes ``encoder()(preprocess(raw))``: a numpy array for numpy input, a tensor for a tensor."""
+        encoder = self.encoder().eval()
+        as_tensor = isinstance(raw, torch.Tensor)
+        x = self.preprocess(raw.cpu().numpy() if as_tensor else raw)
+        codes = map_batches(encoder, x, batch_size) if len(x) else x.new_zeros(0, self.n_outputs)
+        return codes if as_tensor else codes.numpy()
+
+    def to_dict(self) -> Dict[str, Any]:
+        """The artifact's content (:func:`pretrain.core.io.save_artifact` adds format, version and checksum)."""
+        layers = [{**layer.config(), "state": {k: v.detach().cpu().clone() for k, v in layer.state_dict().items()}}
+                  for layer in self.layers]
+        return {"layers": layers, "preprocessing": self.preprocessing.to_dict(), "info": self.info}
+
+    @classmethod
+    def from_dict(cls, d: Dict[str, Any]) -> "Stack":
+        """Rebuild from :meth:`to_dict` output; a ``KeyError``/``ValueError`` when it does not fit together."""
+        layers = []
+        for index, entry in enumerate(d["layers"]):
+            layer = build_layer(entry)
+            load_state(layer, entry["state"], f"layer {index + 1} ({layer.kind})")
+            layers.append(layer.eval())
+        preprocessing = Preprocessing.from_dict(d["preprocessing"])
+        widths = [preprocessing.n_features] + [layer.n_hidden for layer in layers]
+        for index, layer in enumerate(layers):
+            if layer.n_visible != widths[index]:
+                raise ValueError(f"layer {index + 1} takes {layer.n_visible} inputs but receives {widths[index]}")
+        if preprocessing.mode == "standardize" and not (
+                preprocessing.mean.shape == preprocessing.std.shape == (preprocessing.n_features,)):
+            raise ValueError(f"its preprocessing mean and std are not {preprocessing.n_features} values each")
+        return cls(layers, preprocessing, d["info"])
+
+    def describe(self) -> Dict[str, Any]:
+        """The artifact minus tensors: what ``stack.json`` holds."""
+        return {"format": "layerwise.stack", "version": VERSION, **self.info,
+                "layers": [layer.config() for layer in self.layers],
+                "preprocessing": self.preprocessing.describe()}
+
+    def save(self, out_dir) -> Path:
+        """Write ``stack.pt`` and ``stack.json`` into ``out_dir`` atomically; return the ``.pt`` path."""
+        out = Path(out_dir)
+        save_artifact(self.to_dict(), out / "stack.pt", "stack")
+        save_json(self.describe(), out / "stack.json")
+        return out / "stack.pt"
+
+
+def stack_path(path: Union[str, Path]) -> Path:
+    """``DIR`` or ``DIR/stack.pt`` -> the ``stack.pt`` file, with a one-line error when missing."""
+    return artifact_file(path, "stack.pt", f"no pretrained stack at {path}: run `pretrain DATA -l ... -o {path}` first")
+
+
+def load_stack(path: Union[str, Path]) -> Stack:
+    """Load a stack saved by ``pretrain`` (a folder or its ``stack.pt``); a broken file is one line."""
+    file = stack_path(path)
+    remedy = (f"run `pretrain DATA -l ... -o {file.parent} --overwrite` again, "
+              "or restore the file from a backup")
+    saved = load_artifact(file, "stack", remedy)
+    with rebuilding(file, "stack", remedy):
+        return Stack.from_dict(saved)
+
+
+def record_in_stack(path: Union[str, Path], key: str, value: Any) -> Path:
+    """Set ``info[key] = value`` in a saved stack's record, in ``stack.pt`` and ``stack.json`` alike.
+
+    Under the folder's :class:`~pretrain.core.lock.OutputLock`: no run writes there meanwhile.
+    """
+    from ..core.lock import OutputLock
+    folder = stack_path(path).parent
+    with OutputLock(folder):
+        stack = load_stack(folder)
+        stack.info[key] = value
+        return stack.save(folder)

@@ -8,7 +8,7 @@ never depend on the chunk size. An epoch's minibatches come from
 process's slice of each global batch under torchrun).
 """
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -19,12 +19,14 @@ from .distributed import my_share
 CHUNK_ROWS = 4096
 
 
-def rows_file(path: Optional[Path], n_rows: int, width: int) -> Optional[torch.Tensor]:
-    """A float32 ``[n_rows, width]`` tensor over a new ``.npy`` memory map at ``path`` (None without a path):
-    the ``out`` of :func:`map_batches` for results kept on disk rather than in RAM."""
+def rows_file(path: Optional[Path], n_rows: int, shape: Union[int, Tuple[int, ...]]) -> Optional[torch.Tensor]:
+    """A float32 ``[n_rows, *shape]`` tensor over a new ``.npy`` memory map at ``path`` (None without a path):
+    the ``out`` of :func:`map_batches` for results kept on disk rather than in RAM (feature maps keep their
+    ``[C, H, W]``)."""
     if path is None:
         return None
-    return torch.from_numpy(np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n_rows, width)))
+    shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    return torch.from_numpy(np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n_rows, *shape)))
 
 
 @torch.no_grad()

@@ -39,6 +39,23 @@ def parse_noise(text: str):
     return kind, value
 
 
+def corrupt(v: torch.Tensor, noise) -> torch.Tensor:
+    """``v`` corrupted by ``noise`` = (kind, amount) of :func:`parse_noise` (Vincent et al. 2008)."""
+    kind, amount = noise
+    if kind == "mask":
+        return v * (torch.rand_like(v) >= amount).to(v.dtype)
+    if kind == "gauss":
+        return v + amount * torch.randn_like(v)
+    return v
+
+
+def resolve_loss(options: dict, input_range: str) -> dict:
+    """``loss=auto`` made definite: cross-entropy for inputs in [0, 1], squared error otherwise."""
+    if options.get("loss", "auto") == "auto":
+        return {**options, "loss": "ce" if input_range == "unit" else "mse"}
+    return options
+
+
 @register_layer
 class Autoencoder(Layer):
     """One autoencoder layer of a stack; the decoder is dropped after pretraining."""
@@ -75,10 +92,8 @@ class Autoencoder(Layer):
             self.decoder_weight = nn.Parameter(torch.empty(n_visible, n_hidden).uniform_(-bound, bound))
 
     @classmethod
-    def for_input(cls, n_visible, n_hidden, input_range, **options):
-        if options.get("loss", "auto") == "auto":
-            options = {**options, "loss": "ce" if input_range == "unit" else "mse"}
-        return cls(n_visible, n_hidden, **options)
+    def for_input(cls, input_shape, units, input_range, **options):
+        return super().for_input(input_shape, units, input_range, **resolve_loss(options, input_range))
 
     @property
     def code_range(self):
@@ -104,12 +119,7 @@ class Autoencoder(Layer):
         return torch.sigmoid(r) if self.uses_cross_entropy else r
 
     def corrupt(self, v):
-        kind, amount = self.noise
-        if kind == "mask":
-            return v * (torch.rand_like(v) >= amount).to(v.dtype)
-        if kind == "gauss":
-            return v + amount * torch.randn_like(v)
-        return v
+        return corrupt(v, self.noise)
 
     def loss(self, v):
         hp = self.hparams

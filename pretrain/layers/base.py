@@ -13,8 +13,14 @@ A layer is an ``nn.Module`` with
 * ``decode(h)``: the mean reconstruction of the input from codes, so
   ``reconstruct(v) = decode(forward(v))`` gives the one-step mean-field
   reconstruction whose error is reported in training and evaluation alike;
-* ``to_modules()``: plain torch modules (``nn.Linear`` + activation) holding a
-  copy of the weights, which is all fine-tuning ever sees.
+* ``to_modules()``: plain torch modules (``nn.Linear`` or ``nn.Conv2d`` + activation
+  [+ pooling]) holding a copy of the weights, which is all fine-tuning ever sees.
+
+A layer sees inputs of ``input_shape`` and passes up codes of ``output_shape``:
+``(n_visible,)`` and ``(n_hidden,)`` for dense kinds, ``(C, H, W)`` and
+``(filters, H', W')`` for convolutional ones (``convolutional = True``), whose
+codes are feature maps ``[N, C, H, W]``; a dense layer above them sees them
+flattened.
 
 New kinds register themselves with :func:`register_layer` (one file per kind),
 in the manner of torchvision's model registry, and declare their
@@ -22,9 +28,10 @@ hyperparameters once as :class:`pretrain.layers.options.Option` values; the
 constructor validates them, so the Python API refuses what the command line
 refuses.
 """
+import math
 from abc import ABC, abstractmethod
 from numbers import Integral
-from typing import Any, ClassVar, Dict, List
+from typing import Any, ClassVar, Dict, List, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -71,6 +78,13 @@ def sparsity_penalty(mean_activation: torch.Tensor, target: float) -> torch.Tens
     return (rho * torch.log(rho / q) + (1 - rho) * torch.log((1 - rho) / (1 - q))).sum()
 
 
+def sparsity_slope(q: torch.Tensor, target: float, cost: float) -> torch.Tensor:
+    """``g_j = cost ((1 - rho) / (1 - q_j) - rho / q_j)``: the derivative of ``cost * KL(rho || q)`` in ``q_j``,
+    0 where ``q_j`` is clamped (as in :func:`sparsity_penalty`)."""
+    clamped = q.clamp(1e-6, 1 - 1e-6)
+    return cost * ((1 - target) / (1 - clamped) - target / clamped) * (clamped == q)
+
+
 def add_gradient(parameter: torch.Tensor, gradient: torch.Tensor) -> None:
     """``parameter.grad += gradient`` as ``backward`` accumulates: the first gradient is stored as it is."""
     if parameter.grad is None:
@@ -101,6 +115,8 @@ class Layer(nn.Module, ABC):
     default_lr: ClassVar[float] = 0.1
     #: the kind's hyperparameters, declared once (see :mod:`pretrain.layers.options`).
     options: ClassVar[Dict[str, Option]] = {}
+    #: True for kinds that see images ``[N, C, H, W]`` (and pass feature maps up).
+    convolutional: ClassVar[bool] = False
 
     def __init__(self, n_visible: int, n_hidden: int, **options):
         super().__init__()
@@ -112,9 +128,27 @@ class Layer(nn.Module, ABC):
         self.hparams = validate_options(self.kind, self.options, options)
 
     @classmethod
-    def for_input(cls, n_visible: int, n_hidden: int, input_range: str, **options) -> "Layer":
-        """Build a layer fed inputs of ``input_range``; kinds whose loss depends on it override this."""
-        return cls(n_visible, n_hidden, **options)
+    def for_input(cls, input_shape: Tuple[int, ...], units: int, input_range: str, **options) -> "Layer":
+        """Build a layer of ``units`` fed inputs of ``input_shape`` (flattened) whose range is ``input_range``.
+
+        Kinds whose loss depends on the range override this.
+        """
+        return cls(math.prod(input_shape), units, **options)
+
+    @classmethod
+    def from_config(cls, config: Dict[str, Any]) -> "Layer":
+        """The layer of :meth:`config` output (before its state is loaded)."""
+        return cls(config["n_visible"], config["n_hidden"], **config["options"])
+
+    @property
+    def input_shape(self) -> Tuple[int, ...]:
+        """The shape of one input row."""
+        return (self.n_visible,)
+
+    @property
+    def output_shape(self) -> Tuple[int, ...]:
+        """The shape of one code passed up."""
+        return (self.n_hidden,)
 
     # The contract -------------------------------------------------------------
     @abstractmethod
@@ -181,5 +215,4 @@ class Layer(nn.Module, ABC):
 
 def build_layer(config: Dict[str, Any]) -> Layer:
     """Rebuild a layer from :meth:`Layer.config` output."""
-    cls = get_layer_class(config["kind"])
-    return cls(config["n_visible"], config["n_hidden"], **config["options"])
+    return get_layer_class(config["kind"]).from_config(config)

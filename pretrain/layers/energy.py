@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import Layer, add_gradient, bernoulli_sample, sparsity_penalty
+from .base import Layer, add_gradient, bernoulli_sample, sparsity_penalty, sparsity_slope
 from .options import Option
 
 #: The options every RBM kind declares (each kind lists them in its ``options``).
@@ -168,9 +168,7 @@ class EnergyLayer(Layer):
         if not target:
             return h, None
         cost, q = self.hparams["sparsity_cost"], h.mean(0)
-        clamped = q.clamp(1e-6, 1 - 1e-6)
-        g = cost * ((1 - target) / (1 - clamped) - target / clamped) * (clamped == q)
-        return h - h * (1 - h) * g, cost * sparsity_penalty(q, target)
+        return h - h * (1 - h) * sparsity_slope(q, target, cost), cost * sparsity_penalty(q, target)
 
     def sparsity_term(self, v: torch.Tensor) -> torch.Tensor:
         """Sparsity penalty on the mean hidden activation (0 when no target is set), for autograd."""

@@ -201,7 +201,7 @@ class _LayerTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         """The layer in ``x``'s float type, initialised from the data, and its optimizer."""
         device = resolve_device(self.device)
         spec = LayerSpec(self.kind, self.n_components, self._layer_options())
-        self.layer_ = spec.build(x.shape[1], self._input_range(x)).to(device=device, dtype=x.dtype)
+        self.layer_ = spec.build(x.shape[1:], self._input_range(x)).to(device=device, dtype=x.dtype)
         self.layer_.init_from_data(x[:INIT_ROWS].to(device))
         self.optimizer_ = layer_optimizer(self.layer_, self.learning_rate)
         self._n_features_out = self.n_components

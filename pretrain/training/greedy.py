@@ -65,7 +65,7 @@ def encode(layer: Layer, x: torch.Tensor, path: Optional[Path] = None) -> torch.
     """Codes of ``x`` in inference mode, computed once: in RAM, or memory-mapped at ``path``."""
     layer.eval()
     device = next(layer.parameters()).device
-    codes = map_batches(sharded(layer), x, ENCODE_ROWS, device=device, out=rows_file(path, len(x), layer.n_hidden))
+    codes = map_batches(sharded(layer), x, ENCODE_ROWS, device=device, out=rows_file(path, len(x), layer.output_shape))
     return codes if path is not None else codes.to(x.device)
 
 
@@ -246,9 +246,10 @@ def train_stack(dataset: Dataset, specs: Sequence[LayerSpec], run: Run, device: 
     if len(raw) < 2:
         raise LayerwiseError(f"pretraining needs at least 2 examples (got {len(raw)} sample)")
     check_input(raw)
-    first_range = get_layer_class(specs[0].kind).input_range
+    first = get_layer_class(specs[0].kind)
+    first_range = first.input_range
     with phase("preprocessing"):
-        preprocessing = Preprocessing.fit(raw, first_range)
+        preprocessing = Preprocessing.fit(raw, first_range, "image" if first.convolutional else "flat")
     train_rows, val_rows = split_validation(len(raw), run.settings["val_fraction"], run.settings["seed"])
     mapped = isinstance(raw, np.memmap)
     if mapped and cache_dir is None:
@@ -281,7 +282,9 @@ def train_layers(specs: Sequence[LayerSpec], run: Run, x_train: torch.Tensor, x_
     trained = []
     for index, spec in enumerate(specs):
         torch.manual_seed(layer_seed(run.settings["seed"], index))
-        layer = spec.build(x_train.shape[1], input_range).to(device)
+        if not get_layer_class(spec.kind).convolutional:  # feature maps are flattened where a dense layer starts
+            x_train, x_val = x_train.flatten(1), x_val.flatten(1)
+        layer = spec.build(x_train.shape[1:], input_range).to(device)
         seed_rank_stream(layer_seed(run.settings["seed"], index))
         if index < len(run.finished):
             with rebuilding(run.checkpoint_path, "checkpoint", CHECKPOINT_REMEDY):

@@ -12,6 +12,7 @@ it)::
 checks the checksum (see :mod:`pretrain.core.io`); a version-1 file (layerwise
 0.1.0, no checksum) loads with a warning: ``load_stack(DIR).save(DIR)`` adds one.
 """
+import math
 import platform
 from pathlib import Path
 from typing import Any, Dict, List, Union
@@ -58,9 +59,22 @@ class Stack:
         """The saved preprocessing applied to raw data ``[N, ...]``."""
         return self.preprocessing(raw)
 
+    def layer_modules(self) -> List[nn.Sequential]:
+        """Each layer's plain modules with copies of its weights, bottom first; a dense layer above
+        convolutional ones starts with ``nn.Flatten``: where the feature maps become vectors."""
+        groups, maps = [], self.preprocessing.layout == "image"
+        for layer in self.layers:
+            modules = layer.to_modules()
+            if maps and not layer.convolutional:
+                modules.insert(0, nn.Flatten())
+            groups.append(modules)
+            maps = layer.convolutional
+        return groups
+
     def encoder(self) -> nn.Sequential:
-        """A plain ``nn.Sequential`` (one ``Sequential(Linear, activation)`` per layer) with copies of the weights."""
-        return nn.Sequential(*[layer.to_modules() for layer in self.layers])
+        """A plain ``nn.Sequential`` of :meth:`layer_modules` (``Linear`` or ``Conv2d`` + activation [+ pool]);
+        its output is flattened."""
+        return nn.Sequential(*self.layer_modules(), nn.Flatten())
 
     def transform(self, raw, batch_size: int = 4096):
         """Top-layer codes ``encoder()(preprocess(raw))``: a numpy array for numpy input, a tensor for a tensor."""
@@ -85,13 +99,17 @@ class Stack:
             load_state(layer, entry["state"], f"layer {index + 1} ({layer.kind})")
             layers.append(layer.eval())
         preprocessing = Preprocessing.from_dict(d["preprocessing"])
-        widths = [preprocessing.n_features] + [layer.n_hidden for layer in layers]
+        shapes = [preprocessing.output_shape] + [layer.output_shape for layer in layers]
         for index, layer in enumerate(layers):
-            if layer.n_visible != widths[index]:
-                raise ValueError(f"layer {index + 1} takes {layer.n_visible} inputs but receives {widths[index]}")
-        if preprocessing.mode == "standardize" and not (
-                preprocessing.mean.shape == preprocessing.std.shape == (preprocessing.n_features,)):
-            raise ValueError(f"its preprocessing mean and std are not {preprocessing.n_features} values each")
+            fits = (layer.input_shape == shapes[index] if layer.convolutional
+                    else layer.n_visible == math.prod(shapes[index]))
+            if not fits:
+                raise ValueError(f"layer {index + 1} takes inputs shaped {list(layer.input_shape)} "
+                                 f"but receives {list(shapes[index])}")
+        if preprocessing.mode == "standardize":
+            expected = (preprocessing.output_shape[0],) if preprocessing.layout == "image" else (preprocessing.n_features,)
+            if not preprocessing.mean.shape == preprocessing.std.shape == expected:
+                raise ValueError(f"its preprocessing mean and std are not {expected[0]} values each")
         return cls(layers, preprocessing, d["info"])
 
     def describe(self) -> Dict[str, Any]:

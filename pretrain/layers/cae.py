@@ -1,0 +1,86 @@
+"""Convolutional autoencoder layer (Masci, Meier, Cireşan & Schmidhuber 2011), denoising by default.
+
+Code ``h = maxpool(act(W * x~ + c))`` of the corrupted input ``x~``
+(``noise=mask:P`` zeroes a fraction P of pixels, ``gauss:S`` adds N(0, S^2);
+Masci et al. train their stacked CAEs as denoising ones); reconstruction
+``r = W'^T * unpool(h) + b``, a transposed convolution with ``W' = W`` (tied)
+or a filter bank of its own, ``b`` one bias per input channel. The loss is
+the reconstruction of the *clean* input, summed over pixels and averaged over
+the batch: binary cross-entropy of ``sigmoid(r)`` for inputs in [0, 1],
+squared error otherwise. The decoder is dropped after pretraining; the code
+(ReLU maps by default) is what the layer above and fine-tuning see.
+"""
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .ae import ACTIVATIONS, corrupt, parse_noise, resolve_loss
+from .base import register_layer
+from .convolution import CONV_OPTIONS, ConvLayer
+from .options import Option, options_table
+
+
+@register_layer
+class ConvAutoencoder(ConvLayer):
+    """One convolutional autoencoder layer of a stack: FILTERS filters, max-pooled codes."""
+
+    kind = "cae"
+    summary = "convolutional autoencoder (denoising by default), max-pooled feature maps"
+    input_range = "unit"
+    optimizer = "adam"
+    default_lr = 1e-3
+    options = options_table(
+        *CONV_OPTIONS,
+        Option("act", "relu", "code activation", choices=tuple(ACTIVATIONS)),
+        Option("noise", "mask:0.3", "corruption: none, mask:P (0<P<1) or gauss:S (S>0)", check=parse_noise),
+        Option("tied", True, "decoder uses the encoder's filters (transposed convolution)"),
+        Option("loss", "auto", "ce (inputs in [0,1]), mse, or auto: ce when the input is in [0,1]",
+               choices=("auto", "ce", "mse")),
+        Option("weight_decay", 0.0, "L2 penalty on the filters", low=0),
+    )
+
+    def __init__(self, input_shape, filters, **options):
+        super().__init__(input_shape, filters, **options)
+        self.noise = parse_noise(self.hparams["noise"])
+        kernel = self.hparams["kernel"]
+        self.weight = self.init_weight(filters, self.channels, kernel, kernel)
+        self.hidden_bias = nn.Parameter(torch.zeros(filters))
+        self.visible_bias = nn.Parameter(torch.zeros(self.channels))
+        if not self.hparams["tied"]:
+            self.decoder_weight = self.init_weight(filters, self.channels, kernel, kernel)
+
+    @classmethod
+    def for_input(cls, input_shape, units, input_range, **options):
+        return super().for_input(input_shape, units, input_range, **resolve_loss(options, input_range))
+
+    @property
+    def code_range(self):
+        return "unit" if self.hparams["act"] == "sigmoid" else "real"
+
+    @property
+    def uses_cross_entropy(self) -> bool:
+        return self.hparams["loss"] != "mse"
+
+    def activation(self, a):
+        return torch.sigmoid(a) if self.hparams["act"] == "sigmoid" else torch.relu(a)
+
+    def forward(self, v):
+        return self.pool(self.activation(self.convolve(v, self.weight, self.hidden_bias)))
+
+    def decode_logits(self, h):
+        """Reconstruction before the output non-linearity."""
+        weight = self.weight if self.hparams["tied"] else self.decoder_weight
+        return self.transpose(self.unpool(h), weight, self.visible_bias)
+
+    def decode(self, h):
+        r = self.decode_logits(h)
+        return torch.sigmoid(r) if self.uses_cross_entropy else r
+
+    def loss(self, v):
+        r = self.decode_logits(self.forward(corrupt(v, self.noise)))
+        if self.uses_cross_entropy:
+            return F.binary_cross_entropy_with_logits(r, v, reduction="sum") / v.shape[0]
+        return F.mse_loss(r, v, reduction="sum") / v.shape[0]
+
+    def to_modules(self):
+        return self.conv_modules(self.weight, self.hidden_bias, ACTIVATIONS[self.hparams["act"]]())

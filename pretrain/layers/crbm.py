@@ -1,0 +1,188 @@
+"""Convolutional RBM (Lee, Grosse, Ranganath & Ng 2009; Norouzi, Ranjbar & Mori 2009) trained with CD-k or PCD.
+
+``filters`` binary hidden maps ``h^k`` share their filter ``W^k`` over every
+position. With binary visible units, ``E(v, h) = -sum_k h^k . (W^k * v) -
+sum_k c_k sum h^k - sum_c b_c sum v_c``, so ``p(h^k = 1 | v) = sigmoid(W^k * v + c_k)``
+and ``p(v = 1 | h) = sigmoid(sum_k W^k (*)^T h^k + b)`` (a transposed
+convolution). Gaussian visible units (``visible=gaussian``, for standardised
+input; unit variance) replace the visible term by ``sum (v - b)^2 / 2`` and
+the visible mean by the linear top-down pass. The free energy is
+``F(v) = U(v) - sum_{k,x,y} softplus((W^k * v)_{xy} + c_k)``.
+
+The loss is ``(mean F(v_data) - mean F(v_model)) / A`` with ``v_model`` the end
+of a k-step Gibbs chain (held fixed) and ``A`` the number of positions of a
+hidden map, so each filter's gradient is an average over positions and rates
+compare with a dense RBM's. Its gradient is written in closed form: the
+correlations ``<v h^k>`` are ``conv2d_weight`` of each phase's visible and
+hidden maps. An optional sparsity target (Lee et al. 2008) penalises
+``KL(rho || mean activation of each map)``.
+
+The code passed up is the max-pool of the hidden probabilities: plain
+max-pooling, not Lee et al.'s probabilistic max-pooling (which couples the
+units of a pooling window inside the energy); the RBM itself is trained on
+its unpooled hidden maps.
+"""
+from typing import Dict, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.grad import conv2d_weight
+
+from .base import add_gradient, bernoulli_sample, register_layer, sparsity_penalty, sparsity_slope
+from .convolution import CONV_OPTIONS, ConvLayer
+from .energy import ENERGY_OPTIONS, softplus_sum
+from .options import Option, options_table
+
+
+@register_layer
+class ConvRBM(ConvLayer):
+    """A convolutional RBM of FILTERS binary hidden maps over binary or Gaussian visible units."""
+
+    kind = "crbm"
+    summary = "convolutional RBM (CD-k or PCD), binary or Gaussian visible units, max-pooled codes"
+    input_range = "unit"
+    default_lr = 0.05
+    options = options_table(
+        *CONV_OPTIONS,
+        *ENERGY_OPTIONS,
+        Option("visible", "auto", "visible units: binary, gaussian (standardised input), or auto from the input",
+               choices=("auto", "binary", "gaussian")),
+    )
+
+    def __init__(self, input_shape, filters, **options):
+        super().__init__(input_shape, filters, **options)
+        kernel = self.hparams["kernel"]
+        self.weight = nn.Parameter(torch.randn(filters, self.channels, kernel, kernel) * 0.01)
+        self.hidden_bias = nn.Parameter(torch.zeros(filters))
+        self.visible_bias = nn.Parameter(torch.zeros(self.channels))
+        # Persistent chains (hidden maps); sized on first use, saved for exact resumes.
+        self.register_buffer("chain", torch.empty(0, *self.map_shape))
+
+    @classmethod
+    def for_input(cls, input_shape, units, input_range, **options):
+        if options.get("visible", "auto") == "auto":
+            options = {**options, "visible": "gaussian" if input_range == "real" else "binary"}
+        return super().for_input(input_shape, units, input_range, **options)
+
+    @property
+    def gaussian(self) -> bool:
+        return self.hparams["visible"] == "gaussian"
+
+    # The model ------------------------------------------------------------------------
+    def hidden_preactivation(self, v: torch.Tensor) -> torch.Tensor:
+        return self.convolve(v, self.weight, self.hidden_bias)
+
+    def visible_mean(self, h: torch.Tensor) -> torch.Tensor:
+        """``E[v | h]`` for hidden maps ``h``."""
+        top_down = self.transpose(h, self.weight, self.visible_bias)
+        return top_down if self.gaussian else top_down.sigmoid_()
+
+    def sample_visible(self, mean: torch.Tensor) -> torch.Tensor:
+        return mean + torch.randn_like(mean) if self.gaussian else bernoulli_sample(mean)
+
+    def visible_energy(self, v: torch.Tensor) -> torch.Tensor:
+        """``U(v)`` per image: ``-sum_c b_c sum v_c``, or ``sum (v - b)^2 / 2`` for Gaussian units."""
+        bias = self.visible_bias.view(1, -1, 1, 1)
+        if self.gaussian:
+            return (v - bias).pow(2).sum((1, 2, 3)) / 2
+        return -(v * bias).sum((1, 2, 3))
+
+    def free_energy(self, v: torch.Tensor) -> torch.Tensor:
+        """``F(v)`` per image."""
+        return self.visible_energy(v) - F.softplus(self.hidden_preactivation(v)).sum((1, 2, 3))
+
+    def forward(self, v: torch.Tensor) -> torch.Tensor:
+        return self.pool(torch.sigmoid(self.hidden_preactivation(v)))
+
+    def decode(self, h: torch.Tensor) -> torch.Tensor:
+        return self.visible_mean(self.unpool(h))
+
+    def reconstruct(self, v: torch.Tensor) -> torch.Tensor:
+        """The RBM's one-step mean-field reconstruction ``E[v | p(h | v)]``, on the unpooled maps."""
+        return self.visible_mean(torch.sigmoid(self.hidden_preactivation(v)))
+
+    # Learning -------------------------------------------------------------------------
+    @torch.no_grad()
+    def negative_phase(self, h_data: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """k Gibbs steps from a sample of ``h_data`` (CD-k) or from the persistent chains (PCD)."""
+        k, pcd = self.hparams["k"], self.hparams["pcd"]
+        if pcd and self.chain.shape[0] == 0:
+            self.chain = bernoulli_sample(h_data)
+        h = self.chain if pcd else bernoulli_sample(h_data)
+        for step in range(k):
+            mean = self.visible_mean(h)
+            last = step == k - 1
+            v = mean if last and not self.gaussian else self.sample_visible(mean)
+            pre = self.hidden_preactivation(v)
+            if not last or pcd:
+                h = bernoulli_sample(torch.sigmoid(pre))
+        if pcd:
+            self.chain.copy_(h)
+        return v, pre
+
+    def loss(self, v: torch.Tensor) -> torch.Tensor:
+        """``(mean F(v_data) - mean F(v_model)) / A`` plus the sparsity penalty, for autograd."""
+        with torch.no_grad():
+            v_model, _ = self.negative_phase(torch.sigmoid(self.hidden_preactivation(v)))
+        gap = (self.free_energy(v).mean() - self.free_energy(v_model).mean()) / self.area
+        target = self.hparams["sparsity"]
+        if not target:
+            return gap
+        q = torch.sigmoid(self.hidden_preactivation(v)).mean((0, 2, 3))
+        return gap + self.hparams["sparsity_cost"] * sparsity_penalty(q, target)
+
+    @torch.no_grad()
+    def accumulate_gradients(self, v: torch.Tensor) -> torch.Tensor:
+        """The gradient of :meth:`loss` in closed form, added to ``.grad`` without an autograd graph.
+
+        With ``h`` each phase's hidden probabilities (``n`` data images, ``m`` chains):
+        ``dW = (<v_model h_model> / m - <v_data h_data> / n) / A`` with ``<v h>`` the
+        correlation ``conv2d_weight(v, h)``; ``dc`` the difference of the maps' sums,
+        ``db`` that of the visible sums (of ``v - b`` for Gaussian units), each over ``A``.
+        """
+        pre_data = self.hidden_preactivation(v)
+        h_data = torch.sigmoid(pre_data)
+        v_model, pre_model = self.negative_phase(h_data)
+        h_model = torch.sigmoid(pre_model)
+        n, m, area = v.shape[0], v_model.shape[0], self.area
+        factor, penalty = self.sparsity_factor(h_data)
+        shape, padding = self.weight.shape, self.padding
+        weight_grad = conv2d_weight(v_model, shape, h_model, padding=padding).div_(m * area)
+        weight_grad.sub_(conv2d_weight(v, shape, factor, padding=padding), alpha=1 / (n * area))
+        add_gradient(self.weight, weight_grad)
+        add_gradient(self.hidden_bias, (h_model.sum((0, 2, 3)) / m - factor.sum((0, 2, 3)) / n) / area)
+        bias = self.visible_bias.view(1, -1, 1, 1)
+        visible_data, visible_model = (v - bias, v_model - bias) if self.gaussian else (v, v_model)
+        add_gradient(self.visible_bias, (visible_model.sum((0, 2, 3)) / m - visible_data.sum((0, 2, 3)) / n) / area)
+        softplus_gap = softplus_sum(pre_data, h_data) / n - softplus_sum(pre_model, h_model) / m
+        gap = (self.visible_energy(v).mean() - self.visible_energy(v_model).mean() - softplus_gap) / area
+        return gap if penalty is None else gap + penalty
+
+    def sparsity_factor(self, h: torch.Tensor) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """The data phase's hidden factor and the penalty (None without a target), per map.
+
+        As :meth:`pretrain.layers.energy.EnergyLayer.sparsity_factor`, with ``q_k`` the mean of
+        map ``k`` over the batch and its positions: the factor is ``h - h (1 - h) g_k``.
+        """
+        target = self.hparams["sparsity"]
+        if not target:
+            return h, None
+        cost, q = self.hparams["sparsity_cost"], h.mean((0, 2, 3))
+        g = sparsity_slope(q, target, cost).view(1, -1, 1, 1)
+        return h - h * (1 - h) * g, cost * sparsity_penalty(q, target)
+
+    @torch.no_grad()
+    def monitors(self, train: torch.Tensor, val: torch.Tensor) -> Dict[str, float]:
+        """Free-energy gap per position, ``(mean F(held-out) - mean F(train)) / A``: it grows when the RBM overfits."""
+        gap = (self.free_energy(val).mean() - self.free_energy(train).mean()) / self.area
+        return {"free_energy_gap": float(gap)}
+
+    def to_modules(self) -> nn.Sequential:
+        return self.conv_modules(self.weight, self.hidden_bias, nn.Sigmoid())
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        saved = state_dict.get(prefix + "chain")
+        if saved is not None:
+            self.chain = torch.empty_like(saved, device=self.weight.device)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)

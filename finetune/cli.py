@@ -9,7 +9,7 @@ import click
 from pretrain.commandline import (CONTEXT, Finite, Parsed, command_line, common_options, data_help, report_errors,
                                   usage_error)
 
-from .training.schedule import SCHEDULES, SEMI_METHODS
+from .training.schedule import AUGMENTS, SCHEDULES, SEMI_METHODS
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
@@ -94,6 +94,9 @@ POSITIVE = Finite(min=0, min_open=True)
                    "reconstructing its input through its pretrained decoder; stacks, schedules that train the body).")
 @click.option("--semi-weight", type=Finite(min=0),
               help="Final weight of the unlabeled term  [default: 3]")
+@click.option("--augment", default="none", show_default=True, type=click.Choice(AUGMENTS),
+              help="Transform the labeled images of each training batch: shift (small random translations) or "
+                   "crop-flip (random crops and horizontal flips, for natural images); never test images.")
 @click.option("--jobs", default=1, type=click.IntRange(min=1),
               help="Worker processes for the cells of the comparison, each with its share of the cores "
                    "(the numbers are those of --jobs 1).")
@@ -105,7 +108,8 @@ POSITIVE = Finite(min=0, min_open=True)
 @report_errors
 def main(data, source, schedules, labels_per_class, labels, seeds, seed, head, drop_top, unfreeze, body_lr_scale,
          lr_decay, lr, epochs, batch_size, report_dir, save_dir, input_size, adapt_first_conv, list_backbones,
-         classifier_dir, predictions, semi, semi_weight, jobs, advise, quiet, device, threads, data_dir, split_seed):
+         classifier_dir, predictions, semi, semi_weight, augment, jobs, advise, quiet, device, threads, data_dir,
+         split_seed):
     """Fine-tune bodies on few labels of DATA and compare them.
 
     \b
@@ -150,7 +154,8 @@ def main(data, source, schedules, labels_per_class, labels, seeds, seed, head, d
             labels=labels, save=save_dir, head=head, drop_top=drop_top, unfreeze=unfreeze,
             body_lr_scale=body_lr_scale, lr_decay=lr_decay, lr=lr, epochs=epochs, batch_size=batch_size,
             device=str(rank_device), split_seed=split_seed, input_size=input_size, adapt_first_conv=adapt_first_conv,
-            semi=semi, semi_weight=semi_weight, jobs=jobs, threads=threads, progress=not quiet and is_writer())
+            semi=semi, semi_weight=semi_weight, augment=augment, jobs=jobs, threads=threads,
+            progress=not quiet and is_writer())
         if not is_writer():
             return
     click.echo(format_table(rows))

@@ -68,8 +68,12 @@ def filters_figure(stack: Stack):
     if shape is None:
         return None
     layer = stack.layers[0]
-    # to_modules() holds the weights as a plain Linear sees them (a grbm's divided by its std).
+    # to_modules() holds the weights as a plain Linear or Conv2d sees them (a grbm's divided by its std).
     weights = layer.to_modules()[0].weight.detach()[:MAX_FILTERS]
+    if layer.convolutional:  # [filters, C, k, k]: each filter is a k x k image
+        weights = weights.permute(0, 2, 3, 1)
+        shape = weights.shape[1:]
+    weights = weights.reshape(len(weights), -1)
     scaled = weights / weights.abs().amax(1, keepdim=True).clamp_min(1e-12)
     tiles = ((scaled + 1) / 2).reshape(-1, *shape).numpy()
     image = mosaic(tiles, columns=math.ceil(math.sqrt(len(tiles))))
@@ -77,7 +81,8 @@ def filters_figure(stack: Stack):
     figure = new_figure(width, width * image.shape[0] / image.shape[1] + 0.7)
     axes = figure.add_subplot()
     show_image(axes, image)
-    axes.set_title(f"Layer 1 ({layer_name(stack, 0)}) filters: {len(tiles)} of {layer.n_hidden} hidden units\n"
+    units = f"{layer.filters} filters" if layer.convolutional else f"{layer.n_hidden} hidden units"
+    axes.set_title(f"Layer 1 ({layer_name(stack, 0)}) filters: {len(tiles)} of {units}\n"
                    "weights into each unit, each scaled to its own max |w| (grey = 0, white > 0, black < 0)",
                    fontsize=11)
     return figure
@@ -165,10 +170,10 @@ def strips_figure(stack: Stack, rows: List[torch.Tensor], labels: List[str], tit
 def reconstruct_through(layers, x: torch.Tensor) -> torch.Tensor:
     """Up through ``layers`` with their deterministic codes, then back down with each one's ``decode``."""
     codes = x
-    for layer in layers:
-        codes = layer(codes)
+    for layer in layers:  # feature maps are flattened where a dense layer starts, as in training
+        codes = layer(codes if layer.convolutional else codes.flatten(1))
     for layer in reversed(layers):
-        codes = layer.decode(codes)
+        codes = layer.decode(codes.reshape(len(codes), *layer.output_shape))
     return codes
 
 
@@ -179,11 +184,14 @@ def displayable(stack: Stack, rows: List[torch.Tensor]) -> List[np.ndarray]:
     back to the raw scale and stretched to the range of all the rows together.
     """
     shape, prep = stack.preprocessing.image_shape, stack.preprocessing
+    images = [row.permute(0, 2, 3, 1) if row.ndim == 4 else row.reshape(-1, *shape) for row in rows]
     if prep.mode == "unit":
-        return [row.clamp(0, 1).reshape(-1, *shape).numpy() for row in rows]
-    raw = [row * prep.std + prep.mean for row in rows]
+        return [image.clamp(0, 1).numpy() for image in images]
+    # per-channel statistics (image layout) broadcast over the last axis; per-feature ones take the image's shape
+    mean, std = (prep.mean, prep.std) if prep.layout == "image" else (prep.mean.reshape(shape), prep.std.reshape(shape))
+    raw = [image * std + mean for image in images]
     lo, hi = min(float(r.min()) for r in raw), max(float(r.max()) for r in raw)
-    return [((r - lo) / max(hi - lo, 1e-12)).reshape(-1, *shape).numpy() for r in raw]
+    return [((r - lo) / max(hi - lo, 1e-12)).numpy() for r in raw]
 
 
 def mosaic(images: np.ndarray, columns: int, pad: int = 1) -> np.ndarray:

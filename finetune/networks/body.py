@@ -82,26 +82,30 @@ class Body(nn.Module):
 
 
 def glorot_reset(module: nn.Module) -> None:
-    """Glorot & Bengio (2010) uniform weights and zero biases for every ``nn.Linear``: the random-init control."""
-    for linear in module.modules():
-        if isinstance(linear, nn.Linear):
-            bound = math.sqrt(6 / (linear.in_features + linear.out_features))
-            nn.init.uniform_(linear.weight, -bound, bound)
-            nn.init.zeros_(linear.bias)
+    """Glorot & Bengio (2010) uniform weights and zero biases for every ``nn.Linear`` and ``nn.Conv2d``
+    (fans counted over the kernel window, as the conv layers start): the random-init control."""
+    for part in module.modules():
+        if isinstance(part, (nn.Linear, nn.Conv2d)):
+            fan_out, fan_in = part.weight.shape[:2]
+            window = part.weight[0, 0].numel()
+            bound = math.sqrt(6 / ((fan_in + fan_out) * window))
+            nn.init.uniform_(part.weight, -bound, bound)
+            nn.init.zeros_(part.bias)
 
 
 def body_from_stack(stack: Stack, name: str, random_init: bool = False) -> Body:
-    """A body from a pretrained stack: one group per layer (``Linear`` + activation).
+    """A body from a pretrained stack: one group per layer (``Linear`` or ``Conv2d`` + activation [+ pool]),
+    the top group's output flattened.
 
     With ``random_init`` the architecture and preprocessing are kept and the
     weights drawn afresh: the control every comparison needs.
     """
-    groups: List[nn.Module] = [layer.to_modules() for layer in stack.layers]
+    groups: List[nn.Module] = stack.layer_modules()
     if random_init:
         for group in groups:
             glorot_reset(group)
     names = [f"{layer.kind}{i + 1}" for i, layer in enumerate(stack.layers)]
-    return Body(groups, [layer.n_hidden for layer in stack.layers], stack.preprocess, name, names,
+    return Body(groups, [layer.n_hidden for layer in stack.layers], stack.preprocess, name, names, nn.Flatten(),
                 info={"data": stack.info.get("data"), "split_seed": stack.info.get("split_seed"),
                       # enough to rebuild the same modules without the stack file (see finetune.networks.classifier)
                       "recipe": {"kind": "stack", "layers": [layer.config() for layer in stack.layers],

@@ -10,7 +10,7 @@ chunks, and training then works on tensors.
 import itertools
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -27,6 +27,7 @@ from ..networks.body import Body
 from .budget import Budget, check_labeled, parse_budgets, sample_labels, validation_split
 from .cells import execute
 from ..networks.classifier import Classifier, build_head, parse_head
+from ..training.augment import make_augment
 from ..training.schedule import check_schedule, make_stages
 from ..training.semi import DROPOUT, RAMP, SemiSettings, SemiTerm, UnlabeledPool, semi_settings
 from ..networks.sources import Source, parse_source
@@ -64,6 +65,8 @@ class Options:
     semi_ramp: Tuple[int, int] = RAMP
     #: dropout probability in the body under pseudo-labels
     semi_dropout: float = DROPOUT
+    #: augmentation of the labeled batches (:mod:`finetune.training.augment`): none, shift or crop-flip
+    augment: str = "none"
     head_config: dict = field(init=False)
     settings: TrainSettings = field(init=False)
     semi_settings: SemiSettings = field(init=False)
@@ -103,6 +106,8 @@ class Experiment:
         self.samples: Dict[tuple, np.ndarray] = {}
         #: the unlabeled pool of ``semi`` (:meth:`pretrain.data.Dataset.pretraining_images`), joined on first use
         self.unlabeled: Optional[np.ndarray] = None
+        augment = make_augment(options.augment, self.dataset.image_shape if self.dataset.is_image else None)
+        self.settings = replace(options.settings, augment=augment)
 
     def sample(self, budget: Budget, seed: int) -> np.ndarray:
         """Indices of the label sample of ``budget`` and ``seed``: the same for every source and schedule."""
@@ -160,11 +165,11 @@ class Experiment:
         val = (inputs[val_rows], y[val_rows]) if len(val_rows) else None
         desc = f"{source} {schedule} labels {budget.label} seed {seed}"
         history = train_classifier(model, self.stages(schedule, body), (inputs[fit_rows], y[fit_rows]), val,
-                                   self.options.settings, desc, self.semi_term(body, seed, decoders))
+                                   self.settings, desc, self.semi_term(body, seed, decoders))
         seconds = time.perf_counter() - started
-        metrics = test_metrics(model, test_inputs, self.dataset.y_test, self.n_classes, self.options.settings.device)
+        metrics = test_metrics(model, test_inputs, self.dataset.y_test, self.n_classes, self.settings.device)
         model.metrics = {"source": source, "schedule": schedule, "semi": self.options.semi,
-                         "semi_weight": self.options.semi_weight,
+                         "semi_weight": self.options.semi_weight, "augment": self.options.augment,
                          "labels_per_class": budget.labels_per_class(self.n_classes), "labels": len(labels),
                          "n_classes": self.n_classes, "seed": seed, **metrics, "train_seconds": round(seconds, 3),
                          "epochs": sum(stage["epochs"] for stage in history), "C": history[0].get("C"),

@@ -66,6 +66,8 @@ class TrainSettings:
     patience: int = 20
     device: torch.device = torch.device("cpu")
     progress: bool = False
+    #: per-image transforms of the labeled batches that train (:mod:`finetune.training.augment`); None: off
+    augment: Optional[Callable[[torch.Tensor], torch.Tensor]] = None
 
 
 @torch.no_grad()
@@ -76,6 +78,12 @@ def run_bottom(model: Classifier, x: torch.Tensor, stop: int, device: torch.devi
         return x.to(device)
     model.body.eval()
     return map_batches(lambda chunk: model.body.forward_range(chunk, 0, stop), x, batch_size, device=device)
+
+
+@torch.no_grad()
+def frozen_bottom(model: Classifier, x: torch.Tensor, stop: int) -> torch.Tensor:
+    """The outputs of the frozen groups below ``stop`` for one batch (they are in eval mode)."""
+    return model.body.forward_range(x, 0, stop) if stop else x
 
 
 def logits_of(forward: Callable, x: torch.Tensor, device: torch.device, batch_size: int = 1024) -> torch.Tensor:
@@ -147,7 +155,9 @@ def train_stage(model: Classifier, stage: Stage, fit: Split, val: Optional[Split
         return probe_stage(model, stage, fit, val, settings)
     device = settings.device
     freeze_to(model.body, stage.frozen)
-    x_fit, y_fit = run_bottom(model, fit[0], stage.frozen, device), fit[1].to(device)
+    augment = settings.augment
+    # Augmented images pass through the frozen groups batch by batch; otherwise their outputs are cached once.
+    x_fit, y_fit = fit[0].to(device) if augment else run_bottom(model, fit[0], stage.frozen, device), fit[1].to(device)
     val = (run_bottom(model, val[0], stage.frozen, device), val[1]) if val is not None else None
 
     def forward(features):
@@ -171,7 +181,8 @@ def train_stage(model: Classifier, stage: Stage, fit: Split, val: Optional[Split
             if len(batch) == 1 < len(x_fit):
                 continue  # a lone example would break BatchNorm; it is drawn into another batch next epoch
             optimizer.zero_grad(set_to_none=True)
-            step_loss(model, forward, x_fit[batch], y_fit[batch], stage, semi, steps).backward()
+            inputs = x_fit[batch] if augment is None else frozen_bottom(model, augment(x_fit[batch]), stage.frozen)
+            step_loss(model, forward, inputs, y_fit[batch], stage, semi, steps).backward()
             optimizer.step()
             steps += 1
         if val is None or last:

@@ -4,27 +4,33 @@ import torch
 
 from pretrain.core.errors import LayerwiseError
 from pretrain.training.greedy import layer_optimizer, run_epoch
-from pretrain.layers import LayerSpec, build_layer, list_layers
+from pretrain.layers import LayerSpec, build_layer, get_layer_class, list_layers
 
 KINDS = list_layers()
 
 
-def make(kind, n_visible=20, n_hidden=7, input_range=None, **options):
+def make(kind, n_hidden=7, input_range=None, **options):
+    """A layer of ``kind`` on vectors of 20, or on 2-channel 5 x 4 images for convolutional kinds."""
     spec = LayerSpec(kind, n_hidden, options)
     cls_range = input_range or ("real" if kind == "grbm" else "unit")
-    return spec.build(n_visible, cls_range)
+    return spec.build((2, 5, 4) if get_layer_class(kind).convolutional else 20, cls_range)
+
+
+def inputs(layer, n):
+    return torch.rand(n, *layer.input_shape)
 
 
 def test_registry_has_the_documented_kinds():
-    assert {"rbm", "grbm", "ae"} <= set(KINDS)
+    assert {"rbm", "grbm", "ae", "cae", "crbm"} <= set(KINDS)
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_layer_contract(kind):
     layer = make(kind)
-    v = torch.rand(16, 20)
+    v = inputs(layer, 16)
     codes = layer(v)
-    assert codes.shape == (16, 7)
+    assert codes.shape == (16, *layer.output_shape) and codes.shape[1] == 7
+    assert layer.n_hidden == codes[0].numel() and layer.n_visible == v[0].numel()
     assert layer.reconstruct(v).shape == v.shape
     loss = layer.loss(v)
     assert loss.ndim == 0 and torch.isfinite(loss)
@@ -36,14 +42,14 @@ def test_layer_contract(kind):
 @pytest.mark.parametrize("kind", KINDS)
 def test_plain_modules_compute_the_same_codes(kind):
     layer = make(kind).eval()
-    v = torch.rand(8, 20)
+    v = inputs(layer, 8)
     torch.testing.assert_close(layer.to_modules()(v), layer(v))
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_config_rebuilds_the_layer_exactly(kind):
     layer = make(kind).eval()
-    v = torch.rand(8, 20)
+    v = inputs(layer, 8)
     layer.loss(v)  # fills persistent state such as PCD chains where a kind has it
     rebuilt = build_layer(layer.config())
     rebuilt.load_state_dict(layer.state_dict())
@@ -54,7 +60,7 @@ def test_config_rebuilds_the_layer_exactly(kind):
     ("rbm", "KIND:UNITS"),
     ("rbm:abc", "KIND:UNITS"),
     ("rbm:0", "KIND:UNITS"),
-    ("rbn:100", "use one of ae, grbm, rbm"),
+    ("rbn:100", "use one of ae, cae, crbm, grbm, rbm"),
     ("rbm:10,kk=3", "rbm takes epochs, k, lr"),
     ("rbm:10,k=two", "should be a int"),
     ("rbm:10,pcd=maybe", "should be a bool"),

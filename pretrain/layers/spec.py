@@ -6,7 +6,7 @@ which belong to the greedy trainer, not to the layer: a spec keeps them as
 ``spec.epochs`` and ``spec.lr`` and never hands them to the layer.
 """
 from dataclasses import dataclass, field
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, Tuple, Union
 
 from ..core.errors import LayerwiseError
 from .base import Layer, get_layer_class, list_layers
@@ -75,10 +75,11 @@ class LayerSpec:
             (trainer if name in TRAINER_OPTIONS else options)[name] = known[name].parse(value, kind)
         return cls(kind, units, options, **trainer)
 
-    def build(self, input_shape: Tuple[int, ...], input_range: str) -> Layer:
-        """The layer, fed inputs shaped ``input_shape`` whose range is ``input_range`` ("unit" or "real")."""
-        layer_cls = get_layer_class(self.kind)
-        return layer_cls.for_input(tuple(input_shape), self.units, input_range, **self.options)
+    def build(self, input_shape: Union[int, Tuple[int, ...]], input_range: str) -> Layer:
+        """The layer, fed inputs shaped ``input_shape`` (an int: vectors of that size) whose range is
+        ``input_range`` ("unit" or "real")."""
+        shape = (input_shape,) if isinstance(input_shape, int) else tuple(input_shape)
+        return get_layer_class(self.kind).for_input(shape, self.units, input_range, **self.options)
 
     def __str__(self) -> str:
         extras = {**self.options, **({"epochs": self.epochs} if self.epochs else {}),

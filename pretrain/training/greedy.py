@@ -66,7 +66,7 @@ def encode(layer: Layer, x: torch.Tensor, path: Optional[Path] = None) -> torch.
     layer.eval()
     device = next(layer.parameters()).device
     codes = map_batches(sharded(layer), x, ENCODE_ROWS, device=device, out=rows_file(path, len(x), layer.output_shape))
-    return codes if path is not None else codes.to(x.device)
+    return codes if path is not None else codes.reshape(len(x), *layer.output_shape).to(x.device)  # [0, ...] too
 
 
 @timed("monitors")

@@ -1,0 +1,157 @@
+"""Convolutional layers (cae, crbm): what they learn, their closed-form gradient, their codes as a CNN body."""
+import numpy as np
+import pytest
+import torch
+
+import finetune
+import pretrain
+from finetune.networks.sources import load_source
+from finetune.training.augment import Augment, make_augment
+from pretrain.core.errors import LayerwiseError
+from pretrain.layers import LayerSpec
+from pretrain.training import greedy
+
+from test_layers import error, train
+
+CONV_STACKS = [["cae:6,kernel=3", "cae:8,kernel=3"], ["crbm:6,kernel=3", "rbm:16"], ["cae:6,kernel=3,pool=1", "ae:12"]]
+
+
+@pytest.fixture(scope="module")
+def digits_maps(digits_unit):
+    """The digits as one-channel 8 x 8 images ``[N, 1, 8, 8]`` in [0, 1]."""
+    return digits_unit.reshape(-1, 1, 8, 8)
+
+
+@pytest.mark.parametrize("spec", ["crbm:6,kernel=3", "crbm:4,kernel=3,sparsity=0.1,k=2", "crbm:5,kernel=5,pool=1,pcd=true",
+                                  "crbm:4,kernel=3,visible=gaussian"])
+def test_closed_form_crbm_gradient_equals_autograd_of_its_free_energy_loss(spec):
+    layer = LayerSpec.parse(spec).build((2, 7, 9), "unit").double()
+    with torch.no_grad():  # away from the near-zero start, so that every term counts
+        layer.weight.normal_(0, 0.3), layer.hidden_bias.normal_(), layer.visible_bias.normal_()
+    v = torch.rand(5, 2, 7, 9, dtype=torch.float64)
+    chain, state = layer.chain.clone(), torch.get_rng_state()
+    auto_loss = layer.loss(v)
+    auto_loss.backward()
+    auto = {name: p.grad.clone() for name, p in layer.named_parameters()}
+    layer.zero_grad(set_to_none=True)
+    layer.chain, _ = chain, torch.set_rng_state(state)  # the same Gibbs chain again
+    closed_loss = layer.accumulate_gradients(v)
+    torch.testing.assert_close(closed_loss, auto_loss.detach(), rtol=1e-10, atol=1e-12)
+    for name, p in layer.named_parameters():
+        torch.testing.assert_close(p.grad, auto[name], rtol=1e-9, atol=1e-12, msg=name)
+
+
+# Error after 6 epochs as a fraction of the untrained error; measured ratios are in the comments.
+@pytest.mark.parametrize("spec, ratio", [
+    ("cae:16,kernel=3", 0.5), ("cae:16,kernel=3,noise=none,act=sigmoid", 0.5), ("cae:8,kernel=5,tied=false", 0.5),
+    ("crbm:16,kernel=3,momentum=0.9", 0.8), ("crbm:16,kernel=3,pcd=true,momentum=0.9", 0.8),
+])
+def test_conv_reconstruction_error_falls_on_digits(spec, ratio, digits_maps):
+    layer = LayerSpec.parse(spec).build((1, 8, 8), "unit")
+    before = error(layer, digits_maps)
+    after = error(train(layer, digits_maps, epochs=6), digits_maps)
+    assert after < ratio * before, (before, after)
+
+
+@pytest.mark.parametrize("layers", CONV_STACKS)
+def test_conv_stack_codes_equal_its_cnn_body(layers, tmp_path):
+    stack = pretrain.pretrain_stack("digits", layers, out=tmp_path, epochs=2, progress=False)
+    data = pretrain.load_data("digits")
+    x = stack.preprocess(data.x_test[:50])
+    assert x.shape == (50, 1, 8, 8)  # images stay images
+    body = load_source(str(tmp_path), data).body().eval()
+    with torch.no_grad():
+        torch.testing.assert_close(body(body.preprocess(data.x_test[:50])), torch.from_numpy(stack.transform(data.x_test[:50])))
+        codes = x
+        for layer in stack.layers:  # the layers' own forward passes, flattened where a dense one starts
+            codes = layer(codes if layer.convolutional else codes.flatten(1))
+    torch.testing.assert_close(body(body.preprocess(data.x_test[:50])), codes.flatten(1))
+    assert body.out_features == stack.layers[-1].n_hidden
+    reloaded = pretrain.load_stack(tmp_path)
+    assert np.array_equal(reloaded.transform(data.x_test[:50]), stack.transform(data.x_test[:50]))
+
+
+def test_conv_maps_are_cached_as_maps(tmp_path, monkeypatch):
+    cached = []
+    real_encode = greedy.encode
+
+    def encode(layer, x, path=None):
+        codes = real_encode(layer, x, path)
+        cached.append((tuple(codes.shape[1:]), path is not None))
+        return codes
+
+    monkeypatch.setattr(greedy, "encode", encode)
+    pretrain.pretrain_stack("digits", ["cae:4,kernel=3", "cae:5,kernel=3", "rbm:8"], out=tmp_path, epochs=1,
+                            cache_dir=tmp_path / "cache", progress=False)
+    # training and held-out codes of layers 1 and 2, in memory-mapped files under the cache folder
+    assert cached == [((4, 4, 4), True)] * 2 + [((5, 2, 2), True)] * 2, cached
+
+
+def test_resume_of_a_conv_stack_equals_uninterrupted(tmp_path, monkeypatch):
+    def run(out, resume=False):
+        return pretrain.pretrain_stack("digits", ["crbm:4,kernel=3,pcd=true", "cae:4,kernel=3"], out=out, epochs=3,
+                                       seed=5, resume=resume, progress=False)
+    straight = run(tmp_path / "straight")
+    real_run_epoch, calls = greedy.run_epoch, {"n": 0}
+
+    def crash(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 5:  # second layer, second epoch
+            raise KeyboardInterrupt
+        return real_run_epoch(*args, **kwargs)
+
+    monkeypatch.setattr(greedy, "run_epoch", crash)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "crashed")
+    monkeypatch.setattr(greedy, "run_epoch", real_run_epoch)
+    resumed = run(tmp_path / "crashed", resume=True)
+    for a, b in zip(resumed.layers, straight.layers):
+        for (name, x), y in zip(a.state_dict().items(), b.state_dict().values()):
+            assert torch.equal(x, y), name
+
+
+@pytest.mark.parametrize("layers, message", [
+    (["rbm:16", "cae:4"], "put convolutional layers first"),
+    (["cae:4,kernel=4"], "use an odd kernel size"),
+])
+def test_conv_misuse_is_one_line(layers, message, tmp_path):
+    with pytest.raises(LayerwiseError, match=message):
+        pretrain.pretrain_stack("digits", layers, epochs=1, progress=False)
+
+
+def test_conv_layers_need_images():
+    with pytest.raises(LayerwiseError, match="need images"):
+        pretrain.pretrain_stack(np.random.rand(50, 20).astype(np.float32), ["cae:4"], epochs=1, progress=False)
+
+
+def test_augmentation_touches_training_batches_only(digits, tmp_path, monkeypatch):
+    stack = tmp_path / "stack"
+    pretrain.pretrain_stack("digits", ["cae:4,kernel=3"], out=stack, epochs=1, progress=False)
+    seen = []
+    real_call = Augment.__call__
+
+    def spy(self, x):
+        seen.append(x.clone())
+        return real_call(self, x)
+
+    monkeypatch.setattr(Augment, "__call__", spy)
+    model = finetune.fine_tune(digits, str(stack), schedule="two-stage", labels_per_class=3, augment="shift",
+                               epochs=2, progress=False)
+    assert seen and model.metrics["augment"] == "shift"
+    test_images = load_source(str(stack), digits).body().preprocess(digits.x_test).flatten(1)
+    augmented = torch.cat(seen).flatten(1)
+    assert len(augmented) >= 300  # every step of the stage that trains (at least min_steps)
+    assert not (torch.cdist(augmented, test_images).min(1).values < 1e-6).any()  # no test image among them
+
+
+def test_shift_moves_images_and_keeps_flat_rows_flat():
+    torch.manual_seed(0)
+    images = torch.zeros(64, 1, 28, 28)
+    images[:, :, 10:18, 10:18] = 1
+    shifted = make_augment("shift", (28, 28, 1))(images)
+    assert shifted.shape == images.shape and (shifted != images).any(1).any(1).any(1).float().mean() > 0.5
+    assert torch.equal(shifted.sum((1, 2, 3)), images.sum((1, 2, 3)))  # moved by up to 2 px: nothing falls off
+    flat = make_augment("crop-flip", (28, 28, 1))(images.flatten(1))
+    assert flat.shape == (64, 784)
+    with pytest.raises(LayerwiseError, match="not images"):
+        make_augment("shift", None)

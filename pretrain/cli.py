@@ -75,7 +75,7 @@ def main(data, layers, out, epochs, batch_size, lr, seed, val_fraction, cache_di
     from .core.timing import SECONDS, phase, table
     SECONDS["imports and argument parsing"] = time.perf_counter() - STARTED
     from .data.specs import load_data
-    from .core.device import resolve_device, set_threads
+    from .core.device import CHOICE, resolve_device, set_threads
     from .core.distributed import is_writer, process_group
     from .training.greedy import pretrain_stack
     set_threads(threads)
@@ -110,6 +110,7 @@ def main(data, layers, out, epochs, batch_size, lr, seed, val_fraction, cache_di
                 click.echo(f"wrote {path}")
     if profile:
         total = time.perf_counter() - STARTED
+        click.echo(f"threads: {CHOICE.get('threads')} ({CHOICE.get('why')})", err=True)
         click.echo(f"where the {total:.2f} s went (python -X importtime details the imports):\n{table(total)}",
                    err=True)
 

@@ -155,3 +155,21 @@ def test_shift_moves_images_and_keeps_flat_rows_flat():
     assert flat.shape == (64, 784)
     with pytest.raises(LayerwiseError, match="not images"):
         make_augment("shift", None)
+
+
+def test_linear_on_a_conv_stack_matches_sklearn_on_the_same_cached_features(digits, tmp_path):
+    from finetune.study.budget import Budget, sample_labels
+    from test_probe import SEEDS, sklearn_accuracy
+    stack = str(tmp_path / "stack")
+    pretrain.pretrain_stack("digits", ["cae:8,kernel=3"], out=stack, epochs=5, progress=False)
+    body = load_source(stack, digits).body().eval()
+    with torch.no_grad():  # the features the probe caches: the frozen body's flattened maps
+        features, test_features = body(body.preprocess(digits.x_train)), body(body.preprocess(digits.x_test))
+    ours, theirs = [], []
+    for seed in SEEDS:
+        ours.append(finetune.fine_tune(digits, stack, schedule="linear", labels_per_class=5, seed=seed,
+                                       progress=False).metrics["test_accuracy"])
+        rows = sample_labels(digits.y_train, Budget(per_class=5), seed)
+        theirs.append(sklearn_accuracy(features[rows].numpy(), digits.y_train[rows], test_features.numpy(),
+                                       digits.y_test))
+    assert abs(np.mean(ours) - np.mean(theirs)) <= 0.01, (ours, theirs)

@@ -45,18 +45,19 @@ def weights(stack):
             if k != "chain"}
 
 
-def test_torchrun_ae_equals_one_process_with_the_same_global_batch(tmp_path):
+@pytest.mark.parametrize("layer", ["ae:16", "cae:4,kernel=3,noise=none"])  # a per-sample loss, no noise drawn
+def test_torchrun_ae_equals_one_process_with_the_same_global_batch(tmp_path, layer):
     """The gradient of the 50-row batch is the row-weighted mean of two 25-row halves (and 4 + 3 rows for
     the last, 7-row, batch): equal to one process's up to float32 summation order, ~1e-7 relative per step.
     Over 70 Adam steps it stays near float32's resolution (measured: max |diff| 3e-8 on weights of size
     0.3); 1e-6 leaves room for other BLAS builds and still catches a missing average (a factor 2 in every
     step) or a rank training on the other's rows."""
     out = tmp_path / "dp"
-    command = [str(TORCHRUN), "--standalone", "--nproc_per_node", "2", "-m", "pretrain", "digits", "-l", "ae:16",
+    command = [str(TORCHRUN), "--standalone", "--nproc_per_node", "2", "-m", "pretrain", "digits", "-l", layer,
                "-o", str(out), "--epochs", "2", "--batch-size", "50", "--seed", "1", "--no-plots", "--device", "cpu"]
     done = subprocess.run(command, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=LIMIT_S)
     assert done.returncode == 0, done.stderr[-2000:]
-    single = pretrain.pretrain_stack("digits", ["ae:16"], epochs=2, batch_size=50, seed=1, progress=False)
+    single = pretrain.pretrain_stack("digits", [layer], epochs=2, batch_size=50, seed=1, progress=False)
     parallel = load_stack(out)
     for name, value in weights(single).items():
         torch.testing.assert_close(weights(parallel)[name], value, rtol=0, atol=1e-6, msg=name)

@@ -3,14 +3,22 @@
 ``auto`` picks CUDA when present. Threads: torch's default (one per core)
 collapses when another process uses the cores too (measured in issue 10: the
 quick start ran 8x slower on a shared 2-core machine), so both commands take
-``--threads N``; 0 (the default) uses one thread per core the load leaves free.
+``--threads N``; 0 (the default) uses one thread per core that other processes leave free now.
 The number of threads can change the last bits of a sum: pass ``--threads N``
 for runs that must be bit-identical across machines. torch is imported inside
 the functions so that ``--help`` never waits for it.
 """
+import os
+import time
+from typing import Tuple
+
 from .errors import LayerwiseError
 
 DEVICES = ("auto", "cpu", "cuda")
+#: seconds over which the other processes' use of the cores is measured (0.15 s: 15 jiffies of 2 cores at 100 Hz)
+WINDOW_S = 0.15
+#: how the last :func:`set_threads` chose: recorded in stack.json and shown by --profile
+CHOICE = {}
 
 
 def resolve_device(device: str = "auto"):
@@ -26,25 +34,67 @@ def resolve_device(device: str = "auto"):
         raise LayerwiseError(f"unknown device {device!r}: use auto, cpu or cuda") from None
 
 
+def usable_cores() -> int:
+    """The cores this process may run on: a container's or ``taskset``'s limit, not the machine's count."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def busy_cores_elsewhere(window: float = WINDOW_S) -> float:
+    """How many cores other processes keep busy now: the machine's busy time over ``window`` seconds
+    (``/proc/stat``) minus this process's own (``/proc/self/stat``), in cores.
+
+    A window of the present, unlike the 1-minute load average, which still counts a run that
+    ended seconds ago (it decays over about a minute) and so starved the second of two commands
+    run back to back (issue 18). Where ``/proc`` is missing, the load average stands in.
+    """
+    try:
+        before = _cpu_times()
+        time.sleep(window)
+        after = _cpu_times()
+    except OSError:
+        return float(os.getloadavg()[0])
+    busy, total, own = (a - b for a, b in zip(after, before))
+    return max(0.0, (busy - own) / total * (os.cpu_count() or 1)) if total else 0.0
+
+
+def _cpu_times():
+    """(busy jiffies of the machine, all its jiffies, this process's user + system jiffies)."""
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:9]]  # user nice system idle iowait irq softirq steal
+    with open("/proc/self/stat") as f:
+        own = sum(int(v) for v in f.read().rsplit(")", 1)[1].split()[11:13])  # utime, stime
+    return sum(fields) - fields[3] - fields[4], sum(fields), own
+
+
+def free_cores() -> Tuple[int, str]:
+    """The usable cores that other processes leave free now (at least one), and how that was found."""
+    usable, busy = usable_cores(), busy_cores_elsewhere()
+    return max(1, usable - round(busy)), f"{usable} usable cores, {busy:.1f} busy in other processes now"
+
+
 def auto_threads() -> int:
-    """One thread per core that the 1-minute load average leaves free, at least one.
+    """One thread per core left free now (:func:`free_cores`).
 
     Measured (issue 10, 2 cores, one thread of another process busy): a 784->500 RBM epoch
     slice took 0.44 s with 1 thread alone, 0.76 s with 1 thread beside the competitor, and
     6.4-25 s with 2 threads beside it: threads that outnumber the free cores wait on each
     other at every operation. Small models (digits, batch 10) gain nothing from a second thread.
     """
-    import os
-
-    import torch
-    free = (os.cpu_count() or 1) - round(os.getloadavg()[0])
-    return max(1, min(torch.get_num_threads(), free))
+    return free_cores()[0]
 
 
 def set_threads(threads: int) -> int:
-    """Use ``threads`` CPU threads for torch's operators (0: :func:`auto_threads`); returns the number used."""
+    """Use ``threads`` CPU threads for torch's operators (0: :func:`auto_threads`); returns the number used.
+
+    :data:`CHOICE` records the number and why, for ``stack.json`` and ``--profile``.
+    """
     if threads < 0:
         raise LayerwiseError(f"threads={threads}: use 0 (one per free core) or a positive count")
     import torch
-    torch.set_num_threads(threads or auto_threads())
+    chosen, why = (threads, f"--threads {threads}") if threads else free_cores()
+    torch.set_num_threads(chosen)
+    CHOICE.update(threads=torch.get_num_threads(), why=why)
     return torch.get_num_threads()

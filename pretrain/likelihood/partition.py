@@ -48,8 +48,12 @@ def binarise(x: torch.Tensor) -> torch.Tensor:
 
 def check_energy_layer(layer) -> None:
     """Only RBMs (``rbm``, ``grbm``) have a likelihood to compute."""
-    if not isinstance(layer, EnergyLayer) or layer.kind not in ("rbm", "grbm"):
-        raise LayerwiseError(f"log-likelihood needs an rbm or grbm layer, not {getattr(layer, 'kind', layer)!r}")
+    kind = getattr(layer, "kind", layer)
+    if kind == "crbm":
+        raise LayerwiseError("log-likelihood of a convolutional RBM is not computed here (its log Z couples every "
+                             "position): --score scores a stack whose first layer is an rbm or grbm")
+    if not isinstance(layer, EnergyLayer) or kind not in ("rbm", "grbm"):
+        raise LayerwiseError(f"log-likelihood needs an rbm or grbm layer, not {kind!r}")
 
 
 def parameters64(layer: EnergyLayer):

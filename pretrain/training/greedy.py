@@ -24,7 +24,7 @@ from ..core.batches import device_batches, map_batches, rows_file, shared_batche
 from .checkpoint import (CHECKPOINT_REMEDY, Run, layer_seed, random_state, rank_states, restore_random_state,
                          restore_rank_state)
 from ..data.specs import Dataset, resolve_data
-from ..core.device import resolve_device
+from ..core.device import CHOICE, resolve_device
 from ..core.distributed import (all_sum, average_gradients, broadcast, broadcast_object, describe, is_writer,
                           process_group, seed_rank_stream, sharded, world_size)
 from .divergence import Guard, check_input, mean_error
@@ -267,6 +267,7 @@ def train_stack(dataset: Dataset, specs: Sequence[LayerSpec], run: Run, device: 
                if total != seconds_before.get(name)}
     info = {**run.settings, "layer_specs": run.layers, "n_train": len(train_rows), "n_val": len(val_rows),
             "history": run.history, "seconds": seconds, "versions": versions(),
+            "threads": dict(CHOICE) or {"threads": torch.get_num_threads(), "why": "torch's setting"},
             "distributed": describe(run.settings["batch_size"])}
     stack = Stack([layer.cpu() for layer in trained], preprocessing, info)
     if run.out is not None and is_writer():

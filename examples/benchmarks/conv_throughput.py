@@ -1,0 +1,80 @@
+"""Throughput of the convolutional layers beside the convolution they are built on.
+
+For each layer of the Fashion-MNIST conv stack (``cae:32`` on 1 x 28 x 28, ``cae:64,kernel=3``
+on its 32 x 14 x 14 maps) and the ``crbm`` of the same shapes: samples per second of one
+training step (``accumulate_gradients`` + the optimizer's step, minibatches of 100), and of
+``torch.nn.functional.conv2d`` forward + backward alone on the same shapes (one "same"
+convolution of the input into the hidden maps, gradients for the filters and the input).
+A denoising autoencoder step does that convolution and a transposed one of the same size
+(decoder), each with its backward; a CD-1 step does three convolutions of that size and
+two filter correlations: so a ratio near 0.5 (cae) or 0.4 (crbm) is the cost of the method,
+not overhead. Best of ``--repeats`` timings of ``--steps`` steps each, after a warm-up::
+
+    python examples/benchmarks/conv_throughput.py --threads 2
+"""
+import argparse
+import time
+
+import torch
+import torch.nn.functional as F
+
+from pretrain.layers import LayerSpec
+from pretrain.training.greedy import layer_optimizer
+
+CASES = [("cae:32", (1, 28, 28)), ("cae:64,kernel=3", (32, 14, 14)),
+         ("crbm:32", (1, 28, 28)), ("crbm:64,kernel=3", (32, 14, 14))]
+
+
+def best_seconds(step, steps: int, repeats: int) -> float:
+    step()
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        for _ in range(steps):
+            step()
+        best = min(best, (time.perf_counter() - started) / steps)
+    return best
+
+
+def layer_step(spec: str, shape, batch: int):
+    layer = LayerSpec.parse(spec).build(shape, "unit")
+    optimizer = layer_optimizer(layer, type(layer).default_lr)
+    x = torch.rand(batch, *shape)
+
+    def step():
+        layer.zero_grad(set_to_none=True)
+        layer.accumulate_gradients(x)
+        optimizer.step()
+    return layer, step
+
+
+def conv_step(layer, batch: int):
+    weight = layer.weight.detach().clone().requires_grad_()
+    x = torch.rand(batch, *layer.input_shape, requires_grad=True)
+
+    def step():
+        weight.grad = x.grad = None
+        F.conv2d(x, weight, padding=layer.padding).sum().backward()
+    return step
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"| layer | input | step samples/s | conv2d fwd+bwd samples/s | fraction |  ({args.threads} threads)")
+    print("|---|---|---|---|---|")
+    for spec, shape in CASES:
+        layer, step = layer_step(spec, shape, args.batch_size)
+        ours = args.batch_size / best_seconds(step, args.steps, args.repeats)
+        conv = args.batch_size / best_seconds(conv_step(layer, args.batch_size), args.steps, args.repeats)
+        print(f"| `{spec}` | {' x '.join(map(str, shape))} | {ours:,.0f} | {conv:,.0f} | {ours / conv:.2f} |",
+              flush=True)
+
+
+if __name__ == "__main__":
+    main()

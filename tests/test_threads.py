@@ -1,0 +1,45 @@
+"""The default thread count follows the machine as it is now: busy cores elsewhere give fewer threads,
+and a competitor that has just ended gives them back at once (the 1-minute load average did not)."""
+import subprocess
+import sys
+import time
+
+import pytest
+
+from pretrain.core.device import busy_cores_elsewhere, free_cores, set_threads, usable_cores, CHOICE
+
+SPIN = "import time\nend = time.time() + 30\nwhile time.time() < end: pass"
+
+
+def busy(best, tries=3):
+    """The ``best`` (min or max) of a few windows: one window can catch a passing hiccup of another process."""
+    return best(busy_cores_elsewhere() for _ in range(tries))
+
+
+def test_competitors_take_cores_and_give_them_back_when_they_end():
+    """Relative to whatever else runs, so it holds beside other work too: k spinning processes add about k
+    busy cores, and once they are killed the next measurement no longer counts them."""
+    k = max(1, usable_cores() - 1)
+    before = busy(min)
+    if before > usable_cores() - k + 0.5:
+        pytest.skip(f"{before:.1f} cores already busy elsewhere: nothing left for competitors to take")
+    competitors = [subprocess.Popen([sys.executable, "-c", SPIN]) for _ in range(k)]
+    try:
+        time.sleep(0.5)  # started and spinning
+        during = busy(max)
+        assert during >= before + k - 0.5, (before, during)
+        if before < 0.5:  # an otherwise idle machine: one thread is all that is left
+            assert free_cores()[0] == usable_cores() - k
+    finally:
+        for process in competitors:
+            process.kill()
+            process.wait()
+    after = busy(min)
+    assert after <= during - k + 0.5, (before, during, after)  # at once, not a minute later
+
+
+def test_the_choice_is_recorded():
+    assert set_threads(1) == 1 and CHOICE == {"threads": 1, "why": "--threads 1"}
+    chosen = set_threads(0)
+    assert 1 <= chosen <= usable_cores() and "usable cores" in CHOICE["why"]
+    set_threads(1)  # the suite's setting (conftest)

@@ -72,9 +72,10 @@ class Stack:
         return groups
 
     def encoder(self) -> nn.Sequential:
-        """A plain ``nn.Sequential`` of :meth:`layer_modules` (``Linear`` or ``Conv2d`` + activation [+ pool]);
-        its output is flattened."""
-        return nn.Sequential(*self.layer_modules(), nn.Flatten())
+        """A plain ``nn.Sequential`` of :meth:`layer_modules` (``Linear`` or ``Conv2d`` + activation [+ pool]),
+        ending in ``nn.Flatten`` when the top layer passes feature maps."""
+        top_maps = self.layers[-1].convolutional
+        return nn.Sequential(*self.layer_modules(), *([nn.Flatten()] if top_maps else []))
 
     def transform(self, raw, batch_size: int = 4096):
         """Top-layer codes ``encoder()(preprocess(raw))``: a numpy array for numpy input, a tensor for a tensor."""

@@ -56,8 +56,28 @@ def resolve_loss(options: dict, input_range: str) -> dict:
     return options
 
 
+class Coding:
+    """What every autoencoder kind (dense ``ae``, convolutional ``cae``) shares: its code's activation
+    (``act``), and its loss (``loss``) made definite by the input's range."""
+
+    @classmethod
+    def for_input(cls, input_shape, units, input_range, **options):
+        return super().for_input(input_shape, units, input_range, **resolve_loss(options, input_range))
+
+    @property
+    def code_range(self):
+        return "unit" if self.hparams["act"] == "sigmoid" else "real"
+
+    @property
+    def uses_cross_entropy(self) -> bool:
+        return self.hparams["loss"] != "mse"
+
+    def activation(self, a):
+        return torch.sigmoid(a) if self.hparams["act"] == "sigmoid" else torch.relu(a)
+
+
 @register_layer
-class Autoencoder(Layer):
+class Autoencoder(Coding, Layer):
     """One autoencoder layer of a stack; the decoder is dropped after pretraining."""
 
     kind = "ae"
@@ -91,20 +111,6 @@ class Autoencoder(Layer):
         if not hp["tied"]:
             self.decoder_weight = nn.Parameter(torch.empty(n_visible, n_hidden).uniform_(-bound, bound))
 
-    @classmethod
-    def for_input(cls, input_shape, units, input_range, **options):
-        return super().for_input(input_shape, units, input_range, **resolve_loss(options, input_range))
-
-    @property
-    def code_range(self):
-        return "unit" if self.hparams["act"] == "sigmoid" else "real"
-
-    @property
-    def uses_cross_entropy(self) -> bool:
-        return self.hparams["loss"] != "mse"
-
-    def activation(self, a):
-        return torch.sigmoid(a) if self.hparams["act"] == "sigmoid" else torch.relu(a)
 
     def forward(self, v):
         return self.activation(F.linear(v, self.weight, self.hidden_bias))

@@ -14,14 +14,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .ae import ACTIVATIONS, corrupt, parse_noise, resolve_loss
+from .ae import ACTIVATIONS, Coding, corrupt, parse_noise
 from .base import register_layer
 from .convolution import CONV_OPTIONS, ConvLayer
 from .options import Option, options_table
 
 
 @register_layer
-class ConvAutoencoder(ConvLayer):
+class ConvAutoencoder(Coding, ConvLayer):
     """One convolutional autoencoder layer of a stack: FILTERS filters, max-pooled codes."""
 
     kind = "cae"
@@ -49,20 +49,6 @@ class ConvAutoencoder(ConvLayer):
         if not self.hparams["tied"]:
             self.decoder_weight = self.init_weight(filters, self.channels, kernel, kernel)
 
-    @classmethod
-    def for_input(cls, input_shape, units, input_range, **options):
-        return super().for_input(input_shape, units, input_range, **resolve_loss(options, input_range))
-
-    @property
-    def code_range(self):
-        return "unit" if self.hparams["act"] == "sigmoid" else "real"
-
-    @property
-    def uses_cross_entropy(self) -> bool:
-        return self.hparams["loss"] != "mse"
-
-    def activation(self, a):
-        return torch.sigmoid(a) if self.hparams["act"] == "sigmoid" else torch.relu(a)
 
     def forward(self, v):
         return self.pool(self.activation(self.convolve(v, self.weight, self.hidden_bias)))

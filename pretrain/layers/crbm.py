@@ -31,7 +31,7 @@ from torch.nn.grad import conv2d_weight
 
 from .base import add_gradient, bernoulli_sample, register_layer, sparsity_penalty, sparsity_slope
 from .convolution import CONV_OPTIONS, ConvLayer
-from .energy import ENERGY_OPTIONS, softplus_sum
+from .energy import ENERGY_OPTIONS, gibbs_chain, softplus_sum
 from .options import Option, options_table
 
 
@@ -103,23 +103,14 @@ class ConvRBM(ConvLayer):
         return self.visible_mean(torch.sigmoid(self.hidden_preactivation(v)))
 
     # Learning -------------------------------------------------------------------------
-    @torch.no_grad()
+    @property
+    def sample_negative_visible(self) -> bool:
+        """A Gaussian negative phase ends at a sample, a binary one at its mean (as ``grbm`` and ``rbm``)."""
+        return self.gaussian
+
     def negative_phase(self, h_data: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """k Gibbs steps from a sample of ``h_data`` (CD-k) or from the persistent chains (PCD)."""
-        k, pcd = self.hparams["k"], self.hparams["pcd"]
-        if pcd and self.chain.shape[0] == 0:
-            self.chain = bernoulli_sample(h_data)
-        h = self.chain if pcd else bernoulli_sample(h_data)
-        for step in range(k):
-            mean = self.visible_mean(h)
-            last = step == k - 1
-            v = mean if last and not self.gaussian else self.sample_visible(mean)
-            pre = self.hidden_preactivation(v)
-            if not last or pcd:
-                h = bernoulli_sample(torch.sigmoid(pre))
-        if pcd:
-            self.chain.copy_(h)
-        return v, pre
+        return gibbs_chain(self, h_data)
 
     def loss(self, v: torch.Tensor) -> torch.Tensor:
         """``(mean F(v_data) - mean F(v_model)) / A`` plus the sparsity penalty, for autograd."""

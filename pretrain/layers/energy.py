@@ -98,27 +98,9 @@ class EnergyLayer(Layer):
         """``F(v) = U(v) - sum_j softplus(c_j + W_j v')`` per row, ``-log sum_h exp(-E(v, h))`` up to a constant."""
         return self.visible_energy(v) - F.softplus(self.hidden_preactivation(v)).sum(1)
 
-    @torch.no_grad()
     def negative_phase(self, h_data: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Run the Gibbs chain k steps; return the model's visible state and its hidden pre-activation.
-
-        CD-k starts from a sample of ``p(h|v_data)``; PCD continues the
-        persistent chains and stores their new hidden samples.
-        """
-        k, pcd = self.hparams["k"], self.hparams["pcd"]
-        if pcd and self.chain.shape[0] == 0:
-            self.chain = bernoulli_sample(h_data)
-        h = self.chain if pcd else bernoulli_sample(h_data)
-        for step in range(k):
-            mean = self.visible_mean(h)
-            last = step == k - 1
-            v = self.sample_visible(mean) if (not last or self.sample_negative_visible) else mean
-            pre = self.hidden_preactivation(v)
-            if not last or pcd:
-                h = bernoulli_sample(torch.sigmoid(pre))
-        if pcd:
-            self.chain.copy_(h)  # in place: cheaper than re-registering the buffer every step
-        return v, pre
+        """Run the Gibbs chain k steps (:func:`gibbs_chain`)."""
+        return gibbs_chain(self, h_data)
 
     def loss(self, v: torch.Tensor) -> torch.Tensor:
         """``mean F(v_data) - mean F(v_model)`` plus the sparsity penalty, for autograd."""
@@ -219,3 +201,29 @@ def softplus_sum(pre: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
     RBM after 10 epochs stay above -67).
     """
     return pre.sum() - h.clamp(min=torch.finfo(h.dtype).tiny).log_().sum()
+
+
+@torch.no_grad()
+def gibbs_chain(layer, h_data: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Run ``layer``'s Gibbs chain k steps; return the model's visible state and its hidden pre-activation.
+
+    CD-k starts from a sample of ``p(h|v_data)``; PCD continues the persistent
+    chains (``layer.chain``) and stores their new hidden samples. The last
+    visible state is its mean unless ``layer.sample_negative_visible``. Every
+    RBM, dense or convolutional, runs this chain through its own
+    ``visible_mean``, ``sample_visible`` and ``hidden_preactivation``.
+    """
+    k, pcd = layer.hparams["k"], layer.hparams["pcd"]
+    if pcd and layer.chain.shape[0] == 0:
+        layer.chain = bernoulli_sample(h_data)
+    h = layer.chain if pcd else bernoulli_sample(h_data)
+    for step in range(k):
+        mean = layer.visible_mean(h)
+        last = step == k - 1
+        v = layer.sample_visible(mean) if (not last or layer.sample_negative_visible) else mean
+        pre = layer.hidden_preactivation(v)
+        if not last or pcd:
+            h = bernoulli_sample(torch.sigmoid(pre))
+    if pcd:
+        layer.chain.copy_(h)  # in place: cheaper than re-registering the buffer every step
+    return v, pre

@@ -173,3 +173,24 @@ def test_linear_on_a_conv_stack_matches_sklearn_on_the_same_cached_features(digi
         theirs.append(sklearn_accuracy(features[rows].numpy(), digits.y_train[rows], test_features.numpy(),
                                        digits.y_test))
     assert abs(np.mean(ours) - np.mean(theirs)) <= 0.01, (ours, theirs)
+
+
+def test_colour_photographs_keep_their_channels_through_a_gaussian_crbm(tmp_path):
+    """A folder of crops of a real colour photograph (matplotlib's sample of Grace Hopper)."""
+    from matplotlib import cbook
+    from PIL import Image
+    photo = Image.open(cbook.get_sample_data("grace_hopper.jpg")).convert("RGB")
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(40):
+        left, top = 7 * (i % 8), 9 * (i // 8)
+        photo.crop((left * 6, top * 6, left * 6 + 192, top * 6 + 192)).resize((24, 24)).save(folder / f"{i}.png")
+    stack = pretrain.pretrain_stack(f"folder:{folder}", ["crbm:4,kernel=3,visible=gaussian", "cae:4,kernel=3"],
+                                    out=tmp_path / "stack", epochs=4, batch_size=10, progress=False)
+    prep = stack.preprocessing
+    assert prep.mode == "standardize" and prep.mean.shape == (3,) and prep.layout == "image"
+    x = stack.preprocess(np.stack([np.asarray(Image.open(folder / "0.png"))]))
+    assert x.shape == (1, 3, 24, 24) and stack.layers[0].gaussian
+    errors = [h["recon_val"] for h in stack.info["history"] if h["layer"] == 0]
+    assert errors[-1] < 0.8 * errors[0], errors  # measured over 3 seeds: 0.34-0.55 of the start
+    assert stack.transform(np.stack([np.asarray(Image.open(folder / "0.png"))])).shape == (1, 4 * 6 * 6)

@@ -136,6 +136,11 @@ class Layer(nn.Module, ABC):
         return cls(math.prod(input_shape), units, **options)
 
     @classmethod
+    def expected_input_range(cls, options: Dict[str, Any]) -> str:
+        """The input range a first layer of this kind with ``options`` wants the data scaled to."""
+        return cls.input_range
+
+    @classmethod
     def from_config(cls, config: Dict[str, Any]) -> "Layer":
         """The layer of :meth:`config` output (before its state is loaded)."""
         return cls(config["n_visible"], config["n_hidden"], **config["options"])

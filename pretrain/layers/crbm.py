@@ -65,6 +65,11 @@ class ConvRBM(ConvLayer):
             options = {**options, "visible": "gaussian" if input_range == "real" else "binary"}
         return super().for_input(input_shape, units, input_range, **options)
 
+    @classmethod
+    def expected_input_range(cls, options):
+        """Standardised data for ``visible=gaussian``, [0, 1] otherwise."""
+        return "real" if options.get("visible") == "gaussian" else "unit"
+
     @property
     def gaussian(self) -> bool:
         return self.hparams["visible"] == "gaussian"

@@ -247,7 +247,7 @@ def train_stack(dataset: Dataset, specs: Sequence[LayerSpec], run: Run, device: 
         raise LayerwiseError(f"pretraining needs at least 2 examples (got {len(raw)} sample)")
     check_input(raw)
     first = get_layer_class(specs[0].kind)
-    first_range = first.input_range
+    first_range = first.expected_input_range(specs[0].options)
     with phase("preprocessing"):
         preprocessing = Preprocessing.fit(raw, first_range, "image" if first.convolutional else "flat")
     train_rows, val_rows = split_validation(len(raw), run.settings["val_fraction"], run.settings["seed"])

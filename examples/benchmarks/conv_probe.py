@@ -1,0 +1,69 @@
+"""Does CAE/CRBM training improve one convolutional layer's features over its random init?
+
+One first layer (32 filters on Fashion-MNIST's 1 x 28 x 28 images, max-pooled), trained for
+``epochs`` on the first 20,000 training images or left at its Glorot init (epochs 0), then
+probed: the converged linear head (:mod:`finetune.training.probe`) on its flattened maps at
+10 labels per class, 3 label samples, test accuracy on the 10,000 test images::
+
+    OMP_NUM_THREADS=1 python examples/benchmarks/conv_probe.py
+"""
+import argparse
+import time
+
+import numpy as np
+import torch
+
+from finetune.networks.classifier import build_head
+from finetune.study.budget import Budget, sample_labels
+from finetune.training.probe import fit_linear_head
+from pretrain import load_data
+from pretrain.core.batches import map_batches
+from pretrain.layers import LayerSpec
+from pretrain.training.greedy import layer_optimizer, run_epoch
+
+VARIANTS = [("cae:32", 0), ("cae:32", 1), ("cae:32,noise=none", 1), ("cae:32,act=sigmoid", 1),
+            ("cae:32,noise=mask:0.5", 1), ("crbm:32,sparsity=0.05,momentum=0.9", 1)]
+
+
+def images(raw: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(raw.astype(np.float32) / 255).reshape(-1, 1, 28, 28)
+
+
+def probe(layer, data, x_train, x_test, per_class: int, seeds: int):
+    modules = layer.to_modules().eval()
+    features = map_batches(lambda x: modules(x).flatten(1), x_train, 2000)
+    test_features = map_batches(lambda x: modules(x).flatten(1), x_test, 2000)
+    accuracies = []
+    for seed in range(seeds):
+        rows = sample_labels(data.y_train, Budget(per_class=per_class), seed)
+        head = build_head({"kind": "linear"}, features.shape[1], 10)
+        fit_linear_head(head, features[rows], torch.from_numpy(data.y_train[rows]), 10)
+        with torch.no_grad():
+            accuracies.append(float((head(test_features).argmax(1).numpy() == data.y_test).mean()))
+    return accuracies
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", default="idx:/usr/share/datasets/fashion-mnist")
+    parser.add_argument("--labels-per-class", type=int, default=10)
+    parser.add_argument("--seeds", type=int, default=3)
+    args = parser.parse_args()
+    data = load_data(args.data)
+    x_train, x_test = images(data.x_train), images(data.x_test)
+    for spec, epochs in VARIANTS:
+        torch.manual_seed(0)
+        started = time.perf_counter()
+        layer = LayerSpec.parse(spec).build((1, 28, 28), "unit")
+        if epochs:
+            optimizer = layer_optimizer(layer, type(layer).default_lr)
+            layer.init_from_data(x_train[:1000])
+            for _ in range(epochs):
+                run_epoch(layer, optimizer, x_train[:20000], 100)
+        accuracies = probe(layer.eval(), data, x_train, x_test, args.labels_per_class, args.seeds)
+        print(f"{spec:38s} epochs {epochs}  linear probe {np.mean(accuracies):.3f} {np.round(accuracies, 3)} "
+              f"({time.perf_counter() - started:.0f} s)", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -20,6 +20,9 @@ def one_thread():
 @pytest.fixture(autouse=True)
 def _seeded():
     torch.manual_seed(0)
+    yield
+    # An in-process command with --threads 0 takes the cores free at that moment: back to the suite's one.
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

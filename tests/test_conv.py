@@ -194,3 +194,12 @@ def test_colour_photographs_keep_their_channels_through_a_gaussian_crbm(tmp_path
     errors = [h["recon_val"] for h in stack.info["history"] if h["layer"] == 0]
     assert errors[-1] < 0.8 * errors[0], errors  # measured over 3 seeds: 0.34-0.55 of the start
     assert stack.transform(np.stack([np.asarray(Image.open(folder / "0.png"))])).shape == (1, 4 * 6 * 6)
+
+
+def test_score_says_in_one_line_that_it_does_not_score_a_crbm(tmp_path):
+    from click.testing import CliRunner
+    from pretrain.cli import main
+    pretrain.pretrain_stack("digits", ["crbm:4,kernel=3"], out=tmp_path, epochs=1, progress=False)
+    result = CliRunner().invoke(main, ["--score", str(tmp_path)])
+    assert result.exit_code == 1 and "not computed here" in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output

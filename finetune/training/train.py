@@ -4,6 +4,8 @@ For every stage the frozen bottom groups run ONCE over the labeled sample (in
 eval mode, no autograd) and their outputs are cached; only the groups above
 and the head run per batch. With ``linear`` and the first stage of
 ``two-stage`` and ``gradual`` the whole body is frozen, so a stage costs only the head.
+Under ``--augment`` (:mod:`.augment`) a stage that trains sees transformed images, so its
+frozen groups run per batch instead; the probe still fits cached, untransformed features.
 
 A ``linear`` head on a wholly frozen body (the probe) is a logistic
 regression on cached features: it is fitted to convergence by full-batch

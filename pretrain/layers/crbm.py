@@ -31,7 +31,7 @@ from torch.nn.grad import conv2d_weight
 
 from .base import add_gradient, bernoulli_sample, register_layer, sparsity_penalty, sparsity_slope
 from .convolution import CONV_OPTIONS, ConvLayer
-from .energy import ENERGY_OPTIONS, gibbs_chain, softplus_sum
+from .energy import ENERGY_OPTIONS, gibbs_chain, size_chain_from, softplus_sum
 from .options import Option, options_table
 
 
@@ -178,7 +178,5 @@ class ConvRBM(ConvLayer):
         return self.conv_modules(self.weight, self.hidden_bias, nn.Sigmoid())
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        saved = state_dict.get(prefix + "chain")
-        if saved is not None:
-            self.chain = torch.empty_like(saved, device=self.weight.device)
+        size_chain_from(self, state_dict, prefix)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)

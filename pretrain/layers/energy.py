@@ -182,10 +182,7 @@ class EnergyLayer(Layer):
         return nn.Sequential(linear, nn.Sigmoid())
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        # The persistent chain's size is only known once trained: take it from the saved state.
-        saved = state_dict.get(prefix + "chain")
-        if saved is not None:
-            self.chain = torch.empty_like(saved, device=self.weight.device)
+        size_chain_from(self, state_dict, prefix)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
@@ -227,3 +224,10 @@ def gibbs_chain(layer, h_data: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor
     if pcd:
         layer.chain.copy_(h)  # in place: cheaper than re-registering the buffer every step
     return v, pre
+
+
+def size_chain_from(layer, state_dict, prefix: str) -> None:
+    """Resize ``layer.chain`` to the saved one: a persistent chain's size is only known once trained."""
+    saved = state_dict.get(prefix + "chain")
+    if saved is not None:
+        layer.chain = torch.empty_like(saved, device=layer.weight.device)

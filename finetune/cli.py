@@ -90,10 +90,12 @@ POSITIVE = Finite(min=0, min_open=True)
               help="Where --predict writes its CSV.")
 @click.option("--semi", default="none", show_default=True, type=click.Choice(SEMI_METHODS),
               help="Use the unlabeled training images while fine-tuning: pseudo-label (Lee 2013: the model's own "
-                   "predictions as targets, dropout in the body) or reconstruction (each trained layer keeps "
-                   "reconstructing its input through its pretrained decoder; stacks, schedules that train the body).")
+                   "predictions as targets, dropout in the body), reconstruction (each trained layer keeps "
+                   "reconstructing its input through its pretrained decoder; stacks, schedules that train the body) "
+                   "or consistency (FixMatch, images: confident predictions on a weakly shifted image are the "
+                   "targets of a strongly perturbed one).")
 @click.option("--semi-weight", type=Finite(min=0),
-              help="Final weight of the unlabeled term  [default: 3]")
+              help="Final weight of the unlabeled term  [default: 1; 3 for reconstruction]")
 @click.option("--augment", default="none", show_default=True, type=click.Choice(AUGMENTS),
               help="Transform the labeled images of each training batch: shift (small random translations) or "
                    "crop-flip (random crops and horizontal flips, for natural images); never test images.")

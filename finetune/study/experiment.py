@@ -27,7 +27,7 @@ from ..networks.body import Body
 from .budget import Budget, check_labeled, parse_budgets, sample_labels, validation_split
 from .cells import execute
 from ..networks.classifier import Classifier, build_head, parse_head
-from ..training.augment import make_augment
+from ..training.augment import Augment, make_augment
 from ..training.schedule import check_schedule, make_stages
 from ..training.semi import DROPOUT, RAMP, SemiSettings, SemiTerm, UnlabeledPool, semi_settings
 from ..networks.sources import Source, parse_source
@@ -57,7 +57,7 @@ class Options:
     #: worker processes for the cells of a comparison (see :mod:`finetune.study.cells`); 0 threads: shared out
     jobs: int = 1
     threads: int = 0
-    #: semi-supervised fine-tuning (:mod:`finetune.training.semi`): none, pseudo-label or reconstruction
+    #: semi-supervised fine-tuning (:mod:`finetune.training.semi`): none, pseudo-label, reconstruction or consistency
     semi: str = "none"
     #: the unsupervised term's final weight; None: the method's default (3, see finetune.training.semi.DEFAULT_WEIGHTS)
     semi_weight: Optional[float] = None
@@ -146,7 +146,14 @@ class Experiment:
         if self.unlabeled is None:  # train + unlabeled, joined once per experiment
             self.unlabeled = self.dataset.pretraining_images()
         pool = UnlabeledPool(self.unlabeled, body.preprocess, self.options.batch_size, seed)
-        return SemiTerm(settings, pool, decoders)
+        return SemiTerm(settings, pool, decoders, self.weak_perturbation() if settings.method == "consistency" else None)
+
+    def weak_perturbation(self) -> Augment:
+        """The weak view of ``semi=consistency``: the labeled batches' augmentation, or ``shift`` under ``none``."""
+        if not self.dataset.is_image:
+            raise LayerwiseError("semi=consistency perturbs images, and this data is not images: "
+                                 "use semi=pseudo-label or semi=reconstruction")
+        return self.settings.augment or make_augment("shift", self.dataset.image_shape)
 
     def run(self, source: str, body: Body, schedule: str, budget: Budget, seed: int, inputs: torch.Tensor,
             test_inputs: torch.Tensor, decoders: Optional[List[torch.nn.Module]] = None) -> Classifier:

@@ -28,7 +28,7 @@ if TYPE_CHECKING:  # torch stays unimported until a schedule is used: `finetune 
 
 SCHEDULES = ("linear", "two-stage", "full", "gradual")
 #: what every schedule can add from the unlabeled pool (:mod:`.semi`); here, without torch, for `--help`
-SEMI_METHODS = ("none", "pseudo-label", "reconstruction")
+SEMI_METHODS = ("none", "pseudo-label", "reconstruction", "consistency")
 #: the choices of ``--augment`` (:mod:`.augment`), here without torch for `--help`
 AUGMENTS = ("none", "shift", "crop-flip")
 

@@ -41,7 +41,17 @@ optimizer step, a step minimises::
   control (whose decoders are drawn afresh), under ``two-stage``, ``full``
   or ``gradual``.
 
-A stage of either method runs ``T2 + min_steps`` steps. One that trains
+* ``consistency`` (FixMatch, Sohn et al., *FixMatch: simplifying semi-supervised learning with
+  consistency and confidence*, NeurIPS 2020): each unlabeled image is seen twice, weakly perturbed
+  (the ``--augment`` kind, ``shift`` when none is asked for) and strongly perturbed
+  (:meth:`finetune.training.augment.Augment.strong`); the model's prediction on the weak view, in eval
+  mode and without gradient, is the target of the strong view where its confidence reaches
+  ``THRESHOLD``: ``U(u) = mean(1[max p(weak(u)) >= tau] * CE(f(strong(u)), argmax p(weak(u))))``,
+  at Sohn's constant weight ``lambda_u = 1`` and ``tau = 0.95`` (the threshold does what the ramp does
+  for pseudo-labels). Sohn drew 7 unlabeled images per labeled one; here a step draws
+  ``batch_size`` of each, a third of a step's cost on these CPUs. Images only.
+
+A stage of any method runs ``T2 + min_steps`` steps. One that trains
 body groups keeps its last weights, without early stopping: with one or two
 validation labels per class early stopping kept the state the stage started
 from and the unlabeled term never counted; ``two-stage`` and ``gradual``
@@ -68,11 +78,13 @@ from pretrain.core.errors import LayerwiseError
 from .schedule import SEMI_METHODS
 
 #: the unsupervised term's final weight per method when ``semi_weight`` is not given (see the module docstring)
-DEFAULT_WEIGHTS = {"pseudo-label": 1.0, "reconstruction": 3.0}
+DEFAULT_WEIGHTS = {"pseudo-label": 1.0, "reconstruction": 3.0, "consistency": 1.0}
 #: ``(T1, T2)``: optimizer steps of a stage where the pseudo-label weight starts rising and where it is full
 RAMP = (100, 600)
 #: dropout probability in the body (and on the head's input) under pseudo-labels
 DROPOUT = 0.2
+#: confidence of the weak view's prediction from which ``consistency`` makes it the strong view's target
+THRESHOLD = 0.95
 
 
 @dataclass(frozen=True)
@@ -130,10 +142,13 @@ class UnlabeledPool:
 class SemiTerm:
     """The loss of one optimizer step of a stage: the labeled cross-entropy plus ``w(t)`` times the unlabeled term."""
 
-    def __init__(self, settings: SemiSettings, pool: UnlabeledPool, decoders: Optional[List[nn.Module]] = None):
+    def __init__(self, settings: SemiSettings, pool: UnlabeledPool, decoders: Optional[List[nn.Module]] = None,
+                 weak: Optional[Callable[[torch.Tensor], torch.Tensor]] = None):
         self.settings = settings
         self.pool = pool
         self.decoders = nn.ModuleList(decoders or [])
+        #: consistency's weak perturbation (an :class:`~finetune.training.augment.Augment`) and its strong one
+        self.weak, self.strong = weak, weak.strong() if weak is not None else None
 
     @property
     def name(self) -> str:
@@ -154,8 +169,11 @@ class SemiTerm:
         if weight == 0:  # before the ramp: no unlabeled batch is drawn
             forward = dropout_forward if self.name == "pseudo-label" else plain_forward
             return F.cross_entropy(forward(model, x, start, self.settings.dropout), y)
+        u = self.pool.draw(x.device)
+        if self.name == "consistency":
+            return self.consistency_loss(model, start, x, y, u, weight)
         with torch.no_grad():
-            u = model.body.forward_range(self.pool.draw(x.device), 0, start)
+            u = model.body.forward_range(u, 0, start)
         if self.name == "pseudo-label":
             return self.pseudo_label_loss(model, start, x, y, u, weight)
         supervised = F.cross_entropy(plain_forward(model, x, start), y)
@@ -169,6 +187,18 @@ class SemiTerm:
         model.train()
         logits = dropout_forward(model, torch.cat([x, u]), start, self.settings.dropout)
         return F.cross_entropy(logits[:len(x)], y) + weight * F.cross_entropy(logits[len(x):], targets)
+
+    def consistency_loss(self, model, start, x, y, u, weight) -> torch.Tensor:
+        """FixMatch's loss: the weak view's confident predictions are the targets of the strong view."""
+        with torch.no_grad():
+            weak = model.body.forward_range(self.weak(u), 0, start)
+            strong = model.body.forward_range(self.strong(u), 0, start)
+            model.eval()
+            confidence, targets = F.softmax(plain_forward(model, weak, start), 1).max(1)
+            model.train()
+        logits = plain_forward(model, torch.cat([x, strong]), start)
+        unlabeled = F.cross_entropy(logits[len(x):], targets, reduction="none") * (confidence >= THRESHOLD)
+        return F.cross_entropy(logits[:len(x)], y) + weight * unlabeled.mean()
 
     def reconstruction_error(self, model, start: int, u: torch.Tensor) -> torch.Tensor:
         """Sum over the groups from ``start`` up of each layer's error reconstructing its own input."""

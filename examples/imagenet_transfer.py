@@ -31,7 +31,8 @@ def main():
     stack = f"{args.out}/dbn"
     pretrain.pretrain_stack(data, layers, out=stack, epochs=epochs, resume=True, progress=not args.quick)
 
-    sources = [stack, f"random:{stack}", "torchvision:resnet18@none"]
+    # --quick cuts resnet18 after layer2: its top group then trains 0.5M weights, not layer4's 8M.
+    sources = [stack, f"random:{stack}", "torchvision:resnet18@none" + (":layer2" if args.quick else "")]
     if args.imagenet:
         sources.append("torchvision:resnet18")
     rows = finetune.compare(data, sources, ["linear", "two-stage"], "5" if args.quick else "10,100",

@@ -22,7 +22,8 @@ from pretrain.layers import LayerSpec
 from pretrain.training.greedy import layer_optimizer, run_epoch
 
 VARIANTS = [("cae:32", 0), ("cae:32", 1), ("cae:32,noise=none", 1), ("cae:32,act=sigmoid", 1),
-            ("cae:32,noise=mask:0.5", 1), ("crbm:32,sparsity=0.05,momentum=0.9", 1)]
+            ("cae:32,noise=mask:0.5", 1), ("crbm:32,sparsity=0.05,momentum=0.9", 1),
+            ("cae:32,winners=0.2,noise=none", 1), ("cae:32,winners=1,noise=none", 1)]
 
 
 def images(raw: np.ndarray) -> torch.Tensor:
@@ -48,10 +49,11 @@ def main():
     parser.add_argument("--data", default="idx:/usr/share/datasets/fashion-mnist")
     parser.add_argument("--labels-per-class", type=int, default=10)
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--variants", help="comma-free indices of VARIANTS to run, e.g. 067 (default: all)")
     args = parser.parse_args()
     data = load_data(args.data)
     x_train, x_test = images(data.x_train), images(data.x_test)
-    for spec, epochs in VARIANTS:
+    for spec, epochs in [VARIANTS[int(i)] for i in args.variants] if args.variants else VARIANTS:
         torch.manual_seed(0)
         started = time.perf_counter()
         layer = LayerSpec.parse(spec).build((1, 28, 28), "unit")

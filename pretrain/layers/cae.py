@@ -9,6 +9,14 @@ the reconstruction of the *clean* input, summed over pixels and averaged over
 the batch: binary cross-entropy of ``sigmoid(r)`` for inputs in [0, 1],
 squared error otherwise. The decoder is dropped after pretraining; the code
 (ReLU maps by default) is what the layer above and fine-tuning see.
+
+``winners=R`` (0 < R <= 1) trains it as a convolutional winner-take-all
+autoencoder (Makhzani & Frey, *Winner-take-all autoencoders*, NIPS 2015):
+the decoder reads the hidden maps before pooling, each map keeping only its
+largest activation in each image (spatial sparsity) and, of those, only the
+largest fraction R over the batch (lifetime sparsity); every other unit is
+zero, so each filter must draw a whole part of the image alone. The code
+passed up stays the max-pooled maps, as Makhzani & Frey's features are.
 """
 import torch
 import torch.nn.functional as F
@@ -37,6 +45,8 @@ class ConvAutoencoder(Coding, ConvLayer):
         Option("loss", "auto", "ce (inputs in [0,1]), mse, or auto: ce when the input is in [0,1]",
                choices=("auto", "ce", "mse")),
         Option("weight_decay", 0.0, "L2 penalty on the filters", low=0),
+        Option("winners", 0.0, "winner-take-all training: the fraction of the batch in which each map's "
+                               "largest unit survives", low=0, high=1, closed="right", zero_means="off"),
     )
 
     def __init__(self, input_shape, filters, **options):
@@ -63,10 +73,27 @@ class ConvAutoencoder(Coding, ConvLayer):
         return torch.sigmoid(r) if self.uses_cross_entropy else r
 
     def loss(self, v):
-        r = self.decode_logits(self.forward(corrupt(v, self.noise)))
+        corrupted = corrupt(v, self.noise)
+        if self.hparams["winners"]:
+            weight = self.weight if self.hparams["tied"] else self.decoder_weight
+            maps = self.activation(self.convolve(corrupted, self.weight, self.hidden_bias))
+            r = self.transpose(winners_only(maps, self.hparams["winners"]), weight, self.visible_bias)
+        else:
+            r = self.decode_logits(self.forward(corrupted))
         if self.uses_cross_entropy:
             return F.binary_cross_entropy_with_logits(r, v, reduction="sum") / v.shape[0]
         return F.mse_loss(r, v, reduction="sum") / v.shape[0]
 
     def to_modules(self):
         return self.conv_modules(self.weight, self.hidden_bias, ACTIVATIONS[self.hparams["act"]]())
+
+
+def winners_only(maps: torch.Tensor, rate: float) -> torch.Tensor:
+    """``maps`` [N, F, H, W] with all but each map's largest unit per image zeroed, and of those only the
+    ``rate`` fraction largest over the batch kept (Makhzani & Frey 2015); the gradient reaches the winners."""
+    flat = maps.flatten(2)
+    top, where = flat.max(2)  # [N, F]: each image's winner in each map
+    kept = max(1, round(rate * len(maps)))
+    threshold = top.topk(kept, dim=0).values[-1]  # [F]: the kept-th largest winner of each map
+    winners = top * (top >= threshold)
+    return torch.zeros_like(flat).scatter(2, where[..., None], winners[..., None]).view_as(maps)

@@ -7,7 +7,7 @@ spike hits all alike) and the tables show the best round and the spread.
    RBM 784 -> 500, batch 100, learning rate 0.1, no momentum:
    * a plain hand-written loop (CD-1, PCD, CD-3; in-place updates, no optimizer);
    * layerwise's trainer (``run_epoch``: closed-form gradient into ``.grad``,
-     then ``torch.optim.SGD``) on the same three algorithms;
+     then its own fused SGD, :mod:`pretrain.training.sgd`) on the same three algorithms;
    * scikit-learn's ``BernoulliRBM`` (PCD) and learnergy's ``RBM`` (CD-1,
      autograd of the free-energy gap), when installed;
    * float32 matmul alone on the step's shapes: a CD-k step is ``3 + 2k``

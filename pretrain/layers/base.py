@@ -169,7 +169,7 @@ class Layer(nn.Module, ABC):
 
         This default is autograd (``loss.backward()``); the RBMs override it
         with their closed-form gradient. Either way ``.grad`` accumulates as
-        after ``backward``, so the trainer's torch optimizer, its state and
+        after ``backward``, so the trainer's optimizer, its state and
         checkpoints are the same for every kind.
         """
         loss = self.loss(v)

@@ -29,7 +29,7 @@ class BernoulliRBM(_LayerTransformer):
     [0, 1] and are not rescaled.
 
     Speed: it trains through the same loop as ``pretrain`` (the closed-form
-    PCD gradient written into ``.grad``, then ``torch.optim.SGD``), so each
+    PCD gradient written into ``.grad``, then :mod:`pretrain.training.sgd`), so each
     minibatch pays about 30 torch operations and an optimizer step, some
     0.15 ms of fixed cost on a shared 2-core machine where scikit-learn's
     whole numpy step takes 0.06 ms: on the 8x8 digits at ``batch_size=10``

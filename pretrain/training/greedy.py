@@ -28,6 +28,7 @@ from ..core.device import CHOICE, resolve_device
 from ..core.distributed import (all_sum, average_gradients, broadcast, broadcast_object, describe, is_writer,
                           process_group, seed_rank_stream, sharded, world_size)
 from .divergence import Guard, check_input, mean_error
+from .sgd import SGD
 from ..core.errors import LayerwiseError
 from ..core.io import check_writable, load_state, rebuilding
 from ..layers import Layer, LayerSpec, get_layer_class
@@ -42,22 +43,25 @@ from ..core.timing import SECONDS, phase, timed
 MIN_MONITOR_ROWS = 1000
 #: rows per chunk when codes are computed for the layer above.
 ENCODE_ROWS = 4096
+#: what steps a layer: our SGD (RBMs) or torch's Adam (autoencoders).
+Optimizer = Union[SGD, torch.optim.Optimizer]
 
 
 @timed("optimizer setup")
-def layer_optimizer(layer: Layer, lr: float) -> torch.optim.Optimizer:
+def layer_optimizer(layer: Layer, lr: float) -> Optimizer:
     """SGD with the layer's momentum (RBMs), or Adam (autoencoders); weight decay on weights only.
 
-    The first optimizer of a process imports ``torch._dynamo`` (torch.optim's
-    methods are wrapped by ``torch._disable_dynamo``): over a second on a
-    2-core machine, which ``pretrain --profile`` shows as "optimizer setup".
+    SGD is our own (:mod:`pretrain.training.sgd`: torch's update without its
+    per-step overhead). Adam is torch's; the first torch optimizer of a process
+    imports ``torch._dynamo`` (torch.optim's methods are wrapped by
+    ``torch._disable_dynamo``): over a second on a 2-core machine, which
+    ``pretrain --profile`` shows as "optimizer setup", paid by autoencoder runs only.
     """
     groups = layer.parameter_groups(layer.hparams.get("weight_decay", 0.0))
-    # Decided here rather than by torch at every step: multi-tensor kernels pay on a GPU only.
-    foreach = next(layer.parameters()).is_cuda
     if layer.optimizer == "adam":
-        return torch.optim.Adam(groups, lr=lr, foreach=foreach)
-    return torch.optim.SGD(groups, lr=lr, momentum=layer.hparams.get("momentum", 0.0), foreach=foreach)
+        # Decided here rather than by torch at every step: multi-tensor kernels pay on a GPU only.
+        return torch.optim.Adam(groups, lr=lr, foreach=next(layer.parameters()).is_cuda)
+    return SGD(groups, lr=lr, momentum=layer.hparams.get("momentum", 0.0))
 
 
 @timed("codes for the layer above")
@@ -92,7 +96,7 @@ def epoch_metrics(layer: Layer, train: torch.Tensor, val: torch.Tensor, batch_si
 
 
 @timed("training epochs")
-def run_epoch(layer: Layer, optimizer: torch.optim.Optimizer, x: torch.Tensor, batch_size: int,
+def run_epoch(layer: Layer, optimizer: Optimizer, x: torch.Tensor, batch_size: int,
               progress: Optional[str] = None) -> float:
     """One pass over ``x`` in a fresh random order (rank 0's, under torchrun); returns the mean loss.
 

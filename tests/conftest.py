@@ -39,3 +39,25 @@ def digits_dbn(tmp_path_factory):
     out = tmp_path_factory.mktemp("digits-dbn")
     pretrain_stack("digits", ["rbm:128,momentum=0.9", "rbm:64,momentum=0.9"], out=out, epochs=30, progress=False)
     return str(out)
+
+
+@pytest.fixture
+def crash_at_epoch(monkeypatch):
+    """``crash_at_epoch(n)``: the n-th epoch the trainer starts from now on raises KeyboardInterrupt (a Ctrl-C
+    mid-run); ``crash_at_epoch(None)`` puts the real epoch back, for the resume."""
+    from pretrain.training import greedy
+    real = greedy.run_epoch
+
+    def arm(n):
+        if n is None:
+            monkeypatch.setattr(greedy, "run_epoch", real)
+            return
+        calls = []
+
+        def run_epoch(*args, **kwargs):
+            calls.append(1)
+            if len(calls) == n:
+                raise KeyboardInterrupt
+            return real(*args, **kwargs)
+        monkeypatch.setattr(greedy, "run_epoch", run_epoch)
+    return arm

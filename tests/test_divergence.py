@@ -85,7 +85,7 @@ def test_the_remedy_keeps_the_layer_and_suggests_a_rate(spec, lr, remedy):
     assert remedy in Guard(LayerSpec.parse(spec), 0, lr, reference=0.1).remedy()
 
 
-def test_a_resumed_layer_is_held_to_the_same_reference(tmp_path, monkeypatch):
+def test_a_resumed_layer_is_held_to_the_same_reference(tmp_path, monkeypatch, crash_at_epoch):
     """The reference is the untrained layer's error: a resume mid-layer must rebuild it exactly."""
     references = []
 
@@ -98,18 +98,10 @@ def test_a_resumed_layer_is_held_to_the_same_reference(tmp_path, monkeypatch):
     options = dict(epochs=3, batch_size=50, seed=1, progress=False)
     pretrain.pretrain_stack("digits", ["rbm:16", "ae:8"], tmp_path / "straight", **options)
     straight = list(references)
-    real_run_epoch, calls = greedy.run_epoch, []
-
-    def dying_run_epoch(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 5:  # second layer, second epoch
-            raise KeyboardInterrupt
-        return real_run_epoch(*args, **kwargs)
-
-    monkeypatch.setattr(greedy, "run_epoch", dying_run_epoch)
+    crash_at_epoch(5)  # second layer, second epoch
     with pytest.raises(KeyboardInterrupt):
         pretrain.pretrain_stack("digits", ["rbm:16", "ae:8"], tmp_path / "crashed", **options)
-    monkeypatch.setattr(greedy, "run_epoch", real_run_epoch)
+    crash_at_epoch(None)
     references.clear()
     pretrain.pretrain_stack("digits", ["rbm:16", "ae:8"], tmp_path / "crashed", resume=True, **options)
     assert len(straight) == 2 and references == straight[1:]  # only the unfinished layer trains again

@@ -4,7 +4,6 @@ import torch
 
 import pretrain
 from pretrain.layers import LayerSpec
-from pretrain.training import greedy
 from pretrain.training.greedy import layer_optimizer, run_epoch
 from pretrain.training.sgd import SGD
 
@@ -90,7 +89,7 @@ def test_run_epoch_with_it_equals_run_epoch_with_torch_sgd():
         assert torch.equal(states[0][name], states[1][name]), name
 
 
-def test_resume_mid_layer_with_momentum_equals_the_uninterrupted_run(tmp_path, monkeypatch):
+def test_resume_mid_layer_with_momentum_equals_the_uninterrupted_run(tmp_path, crash_at_epoch):
     """Killed in an RBM's third epoch (momentum 0.9, weight decay): the resumed stack is bit for bit the same."""
     layers = ["rbm:16,momentum=0.9,weight_decay=0.001"]
 
@@ -99,22 +98,13 @@ def test_resume_mid_layer_with_momentum_equals_the_uninterrupted_run(tmp_path, m
                                        **kwargs)
 
     whole = run(tmp_path / "whole")
-    real = greedy.run_epoch
-    calls = []
-
-    def crash_in_epoch_3(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(greedy, "run_epoch", crash_in_epoch_3)
+    crash_at_epoch(3)
     with pytest.raises(KeyboardInterrupt):
         run(tmp_path / "crashed")
     saved = torch.load(tmp_path / "crashed" / "checkpoint.pt", weights_only=True)
     assert saved["current"]["epoch"] == 2
     assert saved["current"]["optimizer"]["state"][0]["momentum_buffer"].abs().max() > 0
-    monkeypatch.setattr(greedy, "run_epoch", real)
+    crash_at_epoch(None)
     resumed = run(tmp_path / "crashed", resume=True)
     for name, tensor in whole.layers[0].state_dict().items():
         assert torch.equal(tensor, resumed.layers[0].state_dict()[name]), name

@@ -130,29 +130,19 @@ def test_gpu_training_from_a_memory_map_equals_training_from_gpu_memory(tmp_path
 
 
 @cuda
-def test_gpu_resume_equals_uninterrupted(tmp_path, monkeypatch):
+def test_gpu_resume_equals_uninterrupted(tmp_path, crash_at_epoch):
     """The CUDA generator's state is in the checkpoint, so a resumed GPU run draws the same samples."""
     import pretrain
-    from pretrain.training import greedy
 
     def run(out, **kwargs):
         return pretrain.pretrain_stack("digits", ["rbm:16,pcd=true"], out, epochs=3, batch_size=50, seed=2,
                                        device="cuda", progress=False, **kwargs)
 
     whole = run(tmp_path / "whole")
-    real = greedy.run_epoch
-    calls = []
-
-    def crash_in_epoch_3(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(greedy, "run_epoch", crash_in_epoch_3)
+    crash_at_epoch(3)
     with pytest.raises(KeyboardInterrupt):
         run(tmp_path / "crashed")
-    monkeypatch.setattr(greedy, "run_epoch", real)
+    crash_at_epoch(None)
     resumed = run(tmp_path / "crashed", resume=True)
     for a, b in zip(whole.layers, resumed.layers):
         for name, tensor in a.state_dict().items():
@@ -172,3 +162,17 @@ def test_profile_shows_where_the_time_went_and_the_record_keeps_it(tmp_path):
     seconds = json.loads((out / "stack.json").read_text())["seconds"]
     assert {"training epochs", "monitors", "checkpoints", "preprocessing"} <= set(seconds)
     assert all(value >= 0 for value in seconds.values())
+
+
+def test_an_rbm_run_and_its_encoder_import_neither_dynamo_nor_symbolic_shapes():
+    """Our SGD never touches torch.optim's dynamo-wrapped methods; ``to_modules`` builds on the meta device,
+    not through ``skip_init`` (whose ``to_empty`` imports torch.fx's symbolic shapes): over a second each."""
+    import subprocess
+    import sys
+    script = ("import sys, pretrain\n"
+              "stack = pretrain.pretrain_stack('digits', ['rbm:8', 'grbm:4'], epochs=1, progress=False)\n"
+              "stack.encoder()\n"
+              "print(sorted(m for m in ('torch._dynamo', 'torch.fx.experimental.symbolic_shapes') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                            env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    assert result.stdout.strip().splitlines()[-1] == "[]", result.stdout

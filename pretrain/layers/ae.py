@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..core.errors import LayerwiseError
-from .base import Layer, register_layer, sparsity_penalty
+from .base import Layer, holding, register_layer, sparsity_penalty
 from .options import Option, options_table
 
 ACTIVATIONS = {"sigmoid": nn.Sigmoid, "relu": nn.ReLU}
@@ -145,8 +145,5 @@ class Autoencoder(Coding, Layer):
         return loss
 
     def to_modules(self):
-        linear = nn.utils.skip_init(nn.Linear, self.n_visible, self.n_hidden)  # weights copied below: no draw from the RNG
-        with torch.no_grad():
-            linear.weight.copy_(self.weight)
-            linear.bias.copy_(self.hidden_bias)
+        linear = holding(nn.Linear, {"weight": self.weight, "bias": self.hidden_bias}, self.n_visible, self.n_hidden)
         return nn.Sequential(linear, ACTIVATIONS[self.hparams["act"]]())

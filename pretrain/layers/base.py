@@ -93,6 +93,20 @@ def add_gradient(parameter: torch.Tensor, gradient: torch.Tensor) -> None:
         parameter.grad.add_(gradient)
 
 
+def holding(module_class: type, weights: Dict[str, torch.Tensor], *args, **kwargs) -> nn.Module:
+    """``module_class(*args, **kwargs)`` whose parameters are float32 CPU copies of ``weights`` (name -> tensor).
+
+    Built on the meta device, so nothing is drawn from the random stream, and
+    its parameters replaced: what ``nn.utils.skip_init`` gives, without the
+    import of torch.fx's symbolic shapes that its ``to_empty`` triggers (over
+    half a second at the first call, paid by the end of every run that plots).
+    """
+    module = module_class(*args, device="meta", **kwargs)
+    for name, value in weights.items():
+        setattr(module, name, nn.Parameter(value.detach().to("cpu", torch.get_default_dtype(), copy=True)))
+    return module
+
+
 def bernoulli_sample(p: torch.Tensor) -> torch.Tensor:
     """Binary sample of probabilities ``p``: ``uniform < p`` is ~4x faster than ``torch.bernoulli`` on CPU.
 

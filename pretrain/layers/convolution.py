@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..core.errors import LayerwiseError
-from .base import Layer
+from .base import Layer, holding
 from .options import Option, validate_options
 
 
@@ -109,10 +109,7 @@ class ConvLayer(Layer):
 
     def conv_modules(self, weight: torch.Tensor, bias: torch.Tensor, activation: nn.Module) -> nn.Sequential:
         """``Conv2d`` (a copy of ``weight``, ``bias``) + ``activation`` + ``MaxPool2d``: what fine-tuning sees."""
-        conv = nn.utils.skip_init(nn.Conv2d, self.channels, self.filters, self.hparams["kernel"],
-                                  padding=self.padding)
-        with torch.no_grad():
-            conv.weight.copy_(weight)
-            conv.bias.copy_(bias)
+        conv = holding(nn.Conv2d, {"weight": weight, "bias": bias}, self.channels, self.filters, self.hparams["kernel"],
+                       padding=self.padding)
         pool = self.hparams["pool"]
         return nn.Sequential(conv, activation, *([nn.MaxPool2d(pool, ceil_mode=True)] if pool > 1 else []))

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import Layer, add_gradient, bernoulli_sample, sparsity_penalty, sparsity_slope
+from .base import Layer, add_gradient, bernoulli_sample, holding, sparsity_penalty, sparsity_slope
 from .options import Option
 
 #: The options every RBM kind declares (each kind lists them in its ``options``).
@@ -175,11 +175,8 @@ class EnergyLayer(Layer):
         return {"free_energy_gap": float(gap)}
 
     def to_modules(self) -> nn.Sequential:
-        linear = nn.utils.skip_init(nn.Linear, self.n_visible, self.n_hidden)  # weights copied below: no draw from the RNG
-        with torch.no_grad():
-            linear.weight.copy_(self.weight / self.visible_scale())
-            linear.bias.copy_(self.hidden_bias)
-        return nn.Sequential(linear, nn.Sigmoid())
+        weights = {"weight": self.weight / self.visible_scale(), "bias": self.hidden_bias}
+        return nn.Sequential(holding(nn.Linear, weights, self.n_visible, self.n_hidden), nn.Sigmoid())
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         size_chain_from(self, state_dict, prefix)

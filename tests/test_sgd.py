@@ -1,4 +1,5 @@
-"""Our SGD steps as torch.optim.SGD does, bit for bit; its state resumes a run exactly."""
+"""Our SGD steps as torch.optim.SGD does, bit for bit (folded into the products: up to rounding); its state
+resumes a run exactly."""
 import pytest
 import torch
 
@@ -73,20 +74,46 @@ def test_the_trainer_uses_it_for_rbms_and_torch_adam_for_autoencoders():
     assert isinstance(layer_optimizer(autoencoder, 0.1), torch.optim.Adam)
 
 
-def test_run_epoch_with_it_equals_run_epoch_with_torch_sgd():
-    """A float64 PCD epoch with momentum and weight decay: the same weights and chains as torch's SGD."""
-    spec = "rbm:7,momentum=0.9,weight_decay=0.01,pcd=true"
+@pytest.mark.parametrize("momentum,weight_decay", [(0.0, 0.0), (0.9, 0.01), (0.0, 0.01), (0.5, 0.0)])
+def test_run_epoch_with_it_equals_run_epoch_with_torch_sgd(momentum, weight_decay):
+    """Float64 PCD epochs: with the weight's update folded into its products (every branch of ``fold``)
+    the weights and chains are torch's SGD's up to the order of the sums."""
+    spec = f"rbm:7,momentum={momentum},weight_decay={weight_decay},pcd=true"
     x = torch.rand(60, 12, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     states = []
     for optimizer in (SGD, torch.optim.SGD):
         rbm = layer(spec, torch.float64)
-        stepper = optimizer(rbm.parameter_groups(0.01), lr=0.05, momentum=0.9)
+        stepper = optimizer(rbm.parameter_groups(weight_decay), lr=0.05, momentum=momentum)
         torch.manual_seed(2)
-        for _ in range(2):
+        for _ in range(3):
             run_epoch(rbm, stepper, x, batch_size=10)
         states.append(rbm.state_dict())
+    assert not torch.equal(states[0]["weight"], layer(spec, torch.float64).weight)
     for name in states[0]:
-        assert torch.equal(states[0][name], states[1][name]), name
+        torch.testing.assert_close(states[0][name], states[1][name], rtol=1e-12, atol=1e-14, msg=name)
+
+
+def test_fold_sends_the_weight_to_its_buffer_and_the_step_completes_it():
+    """After ``fold`` the caller adds scale * g to the buffer; the step then equals torch's step on .grad = g."""
+    for momentum, weight_decay in [(0.0, 0.0), (0.9, 0.01), (0.0, 0.01)]:
+        ours, theirs = layer(), layer()
+        mine = SGD(ours.parameter_groups(weight_decay), lr=0.05, momentum=momentum)
+        reference = torch.optim.SGD(theirs.parameter_groups(weight_decay), lr=0.05, momentum=momentum)
+        for step in range(3):
+            g = gradients(step, ours)[0]
+            into = mine.fold([ours.weight])
+            if momentum or not weight_decay:
+                buffer, scale = into[ours.weight]
+                with torch.no_grad():
+                    buffer.add_(g, alpha=scale)
+            else:  # decay without momentum is not folded: the gradient goes to .grad
+                assert into == {}
+                ours.weight.grad = g.clone()
+            mine.step()
+            theirs.weight.grad = g.clone()
+            reference.step()
+            torch.testing.assert_close(ours.weight, theirs.weight, rtol=1e-6, atol=1e-7)
+        assert not mine.folded
 
 
 def test_resume_mid_layer_with_momentum_equals_the_uninterrupted_run(tmp_path, crash_at_epoch):

@@ -10,6 +10,8 @@ A layer is an ``nn.Module`` with
   gradient to the parameters' ``.grad`` and return the loss, detached. By
   default autograd of ``loss``; layers whose gradient has a closed form (the
   RBMs) write it directly, without building a graph, and the same optimizer steps;
+  ``foldable_parameters()`` names those whose gradient can go straight into the
+  optimizer's buffer (``into``, from :meth:`pretrain.training.sgd.SGD.fold`);
 * ``decode(h)``: the mean reconstruction of the input from codes, so
   ``reconstruct(v) = decode(forward(v))`` gives the one-step mean-field
   reconstruction whose error is reported in training and evaluation alike;
@@ -31,7 +33,7 @@ refuses.
 import math
 from abc import ABC, abstractmethod
 from numbers import Integral
-from typing import Any, ClassVar, Dict, List, Tuple
+from typing import Any, ClassVar, Dict, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -91,6 +93,28 @@ def add_gradient(parameter: torch.Tensor, gradient: torch.Tensor) -> None:
         parameter.grad = gradient
     else:
         parameter.grad.add_(gradient)
+
+
+def add_product_gradient(parameter: torch.Tensor, first: Tuple[torch.Tensor, torch.Tensor, float],
+                         second: Tuple[torch.Tensor, torch.Tensor, float],
+                         into: Dict[torch.Tensor, Tuple[torch.Tensor, float]]) -> Optional[torch.Tensor]:
+    """Add the gradient ``c1 A1 B1 + c2 A2 B2`` (each term ``(A, B, c)``, matrix products) of ``parameter``.
+
+    Where the optimizer folds it (``parameter in into``: a ``(buffer, scale)``
+    from :meth:`pretrain.training.sgd.SGD.fold`), ``scale`` times it is added
+    to the buffer by two in-place products, as a hand-written loop updates its
+    weights: no gradient tensor is formed and the optimizer makes no separate
+    pass over the weights; returns None. Otherwise it goes to ``.grad``
+    (:func:`add_gradient`) and is returned.
+    """
+    (a1, b1, c1), (a2, b2, c2) = first, second
+    if parameter in into:
+        buffer, scale = into[parameter]
+        buffer.addmm_(a1, b1, alpha=scale * c1).addmm_(a2, b2, alpha=scale * c2)
+        return None
+    gradient = torch.mm(a1, b1).addmm_(a2, b2, beta=c1, alpha=c2)
+    add_gradient(parameter, gradient)
+    return gradient
 
 
 def holding(module_class: type, weights: Dict[str, torch.Tensor], *args, **kwargs) -> nn.Module:
@@ -178,13 +202,23 @@ class Layer(nn.Module, ABC):
     def loss(self, v: torch.Tensor) -> torch.Tensor:
         """Scalar whose gradient is the layer's learning rule."""
 
-    def accumulate_gradients(self, v: torch.Tensor) -> torch.Tensor:
+    def foldable_parameters(self) -> List[nn.Parameter]:
+        """Parameters whose gradient :meth:`accumulate_gradients` can add straight into an optimizer's buffer
+        (its ``into``): none by default."""
+        return []
+
+    def accumulate_gradients(self, v: torch.Tensor, into: Optional[Dict] = None,
+                             with_loss: bool = True) -> Optional[torch.Tensor]:
         """Add the gradient of :meth:`loss` on the batch ``v`` to the parameters' ``.grad``; return the loss, detached.
 
         This default is autograd (``loss.backward()``); the RBMs override it
         with their closed-form gradient. Either way ``.grad`` accumulates as
         after ``backward``, so the trainer's optimizer, its state and
-        checkpoints are the same for every kind.
+        checkpoints are the same for every kind. ``into`` maps some of
+        :meth:`foldable_parameters` to the optimizer's ``(buffer, scale)``: their
+        gradient times ``scale`` goes there instead (:func:`add_product_gradient`);
+        a layer that names none is never given any. ``with_loss=False``: the
+        caller needs no loss, and a layer that can skip computing it returns None.
         """
         loss = self.loss(v)
         loss.backward()

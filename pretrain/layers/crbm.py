@@ -129,7 +129,7 @@ class ConvRBM(ConvLayer):
         return gap + self.hparams["sparsity_cost"] * sparsity_penalty(q, target)
 
     @torch.no_grad()
-    def accumulate_gradients(self, v: torch.Tensor) -> torch.Tensor:
+    def accumulate_gradients(self, v: torch.Tensor, into=None, with_loss=True) -> torch.Tensor:
         """The gradient of :meth:`loss` in closed form, added to ``.grad`` without an autograd graph.
 
         With ``h`` each phase's hidden probabilities (``n`` data images, ``m`` chains):

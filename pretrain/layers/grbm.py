@@ -37,6 +37,10 @@ class GaussianRBM(EnergyLayer):
         super().__init__(n_visible, n_hidden, **options)
         self.log_std = nn.Parameter(torch.zeros(n_visible), requires_grad=self.hparams["learn_std"])
 
+    def foldable_parameters(self):
+        """The weight, unless the learned scales need its gradient itself (:meth:`add_visible_gradients`)."""
+        return [] if self.log_std.requires_grad else super().foldable_parameters()
+
     def visible_scale(self):
         return self.log_std.exp().clamp(self.hparams["min_std"], MAX_STD)
 

@@ -97,11 +97,16 @@ def epoch_metrics(layer: Layer, train: torch.Tensor, val: torch.Tensor, batch_si
 
 @timed("training epochs")
 def run_epoch(layer: Layer, optimizer: Optimizer, x: torch.Tensor, batch_size: int,
-              progress: Optional[str] = None) -> float:
-    """One pass over ``x`` in a fresh random order (rank 0's, under torchrun); returns the mean loss.
+              progress: Optional[str] = None, with_loss: bool = True) -> Optional[float]:
+    """One pass over ``x`` in a fresh random order (rank 0's, under torchrun); returns the mean loss
+    (None with ``with_loss=False``, for callers that report none: the layer may skip computing it).
 
     Per minibatch: ``layer.accumulate_gradients(batch)`` fills ``.grad`` (see
     :meth:`pretrain.layers.Layer.accumulate_gradients`), then ``optimizer.step()``.
+    In one process our SGD first folds the layer's foldable parameters
+    (:meth:`pretrain.training.sgd.SGD.fold`: their gradient goes straight into
+    the weights or the velocity); under torchrun every gradient is formed, to
+    be averaged over the processes.
     The losses are summed on the device: nothing waits for it inside the loop
     except the progress bar's figure. ``progress`` is the bar's title, or None
     for no bar (a bar shows only on a terminal).
@@ -113,18 +118,22 @@ def run_epoch(layer: Layer, optimizer: Optimizer, x: torch.Tensor, batch_size: i
     batches = (device_batches(x, order, batch_size, device) if world_size() == 1
                else shared_batches(x, order, batch_size, device))
     total = torch.zeros((), device=device)
+    foldable = layer.foldable_parameters() if isinstance(optimizer, SGD) and world_size() == 1 else []
     bar = progress_bar(batches, progress is not None, total=-(-n_rows // batch_size), leave=False, unit="batch",
                        desc=progress)
     for step, batch in enumerate(bar):
         layer.zero_grad(set_to_none=True)  # the optimizer's parameters, without its profiler hooks
         # A rank's slice of a last batch smaller than the world is empty: it adds zero gradients.
-        loss = layer.accumulate_gradients(batch) if batch.shape[0] else batch.new_zeros(())
+        into = optimizer.fold(foldable) if foldable else {}
+        loss = layer.accumulate_gradients(batch, into, with_loss) if batch.shape[0] else batch.new_zeros(())
         average_gradients(layer, batch.shape[0])
         optimizer.step()
+        if loss is None:
+            continue
         total.add_(loss, alpha=batch.shape[0])
         if not bar.disable and step % 50 == 0:  # .item() waits for the device: only for a visible bar
             bar.set_postfix(loss=f"{loss.item():.4g}")
-    return float(all_sum(total)) / max(n_rows, 1)
+    return float(all_sum(total)) / max(n_rows, 1) if with_loss else None
 
 
 def train_layer(layer: Layer, spec: LayerSpec, index: int, run: Run, x_train: torch.Tensor,
@@ -261,9 +270,10 @@ def train_stack(dataset: Dataset, specs: Sequence[LayerSpec], run: Run, device: 
     if cache_dir is not None:
         remove_orphans(cache_dir)
     with PrivateCache(cache_dir) if cache_dir is not None else nullcontext() as cache:
-        x_train, x_val = (preprocessing.rows(raw, rows, cache.path(f"inputs_{name}.npy")
-                                             if cache is not None and mapped else None)
-                          for name, rows in (("train", train_rows), ("val", val_rows)))
+        with phase("preprocessing"):  # the scaling of every row, not only the fit above
+            x_train, x_val = (preprocessing.rows(raw, rows, cache.path(f"inputs_{name}.npy")
+                                                 if cache is not None and mapped else None)
+                              for name, rows in (("train", train_rows), ("val", val_rows)))
         if cache is None:
             x_train, x_val = x_train.to(device), x_val.to(device)
         trained = train_layers(specs, run, x_train, x_val, device, first_range, cache, progress)

@@ -41,7 +41,7 @@ class SGD:
         #: velocity by parameter; none without momentum.
         self.velocity: Dict[torch.Tensor, torch.Tensor] = {
             p: torch.zeros_like(p) for group in self.param_groups if group["momentum"] for p in group["params"]}
-        #: the parameters whose coming gradient :meth:`fold` sent to a buffer, till the next step.
+        #: parameter -> rate, for those whose gradient :meth:`fold` sent to their velocity: the step moves them.
         self.folded: Dict[torch.Tensor, float] = {}
 
     def parameters(self) -> List[torch.Tensor]:
@@ -67,13 +67,12 @@ class SGD:
             if decay and not mu:
                 continue
             for p in (p for p in group["params"] if p in wanted):
-                if mu:
-                    targets[p] = (self.velocity[p].mul_(mu), 1.0)
-                    if decay:
-                        targets[p][0].add_(p, alpha=decay)
-                else:
+                if not mu:
                     targets[p] = (p, -lr)
-                self.folded[p] = lr if mu else 0.0
+                    continue
+                velocity = self.velocity[p].mul_(mu)
+                targets[p] = (velocity.add_(p, alpha=decay) if decay else velocity, 1.0)
+                self.folded[p] = lr
         return targets
 
     @torch.no_grad()
@@ -81,8 +80,7 @@ class SGD:
         """One update of every parameter that has a ``.grad`` (as torch, the others are left alone), and the
         last move of those that :meth:`fold` sent to their velocity."""
         for p, lr in self.folded.items():
-            if lr:
-                p.add_(self.velocity[p], alpha=-lr)
+            p.add_(self.velocity[p], alpha=-lr)
         self.folded.clear()
         for group in self.param_groups:
             params = [p for p in group["params"] if p.grad is not None]

@@ -6,38 +6,14 @@ processes given the variables torchrun sets (``RANK``, ``WORLD_SIZE``,
 """
 import json
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
 import torch
 
 import pretrain
-from launch import ENV, ROOT, TORCHRUN, free_port, rank_env
+from launch import LIMIT_S, finish, run_ranks, start_ranks, torchrun, workers_words
 from pretrain.training.stack import load_stack
-
-#: seconds any launched run may take before the test fails instead of hanging.
-LIMIT_S = 120
-
-
-def start_ranks(args, world=2):
-    """``python -m pretrain ARGS`` as ``world`` processes of one run, as torchrun would start them."""
-    port = free_port()
-    return [subprocess.Popen([sys.executable, "-m", "pretrain", *args], cwd=ROOT, text=True,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             env=rank_env(r, world, port))
-            for r in range(world)]
-
-
-def finish(processes):
-    """Each process's (returncode, stdout, stderr), killing all of them past the limit."""
-    try:
-        return [(p.wait(LIMIT_S), *p.communicate()) for p in processes]
-    finally:
-        for p in processes:
-            if p.poll() is None:
-                p.kill()
 
 
 def weights(stack):
@@ -53,10 +29,9 @@ def test_torchrun_ae_equals_one_process_with_the_same_global_batch(tmp_path, lay
     0.3); 1e-6 leaves room for other BLAS builds and still catches a missing average (a factor 2 in every
     step) or a rank training on the other's rows."""
     out = tmp_path / "dp"
-    command = [str(TORCHRUN), "--standalone", "--nproc_per_node", "2", "-m", "pretrain", "digits", "-l", layer,
-               "-o", str(out), "--epochs", "2", "--batch-size", "50", "--seed", "1", "--no-plots", "--device", "cpu"]
-    done = subprocess.run(command, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=LIMIT_S)
-    assert done.returncode == 0, done.stderr[-2000:]
+    done = torchrun(["-m", "pretrain", "digits", "-l", layer, "-o", str(out), "--epochs", "2", "--batch-size", "50",
+                     "--seed", "1", "--no-plots", "--device", "cpu"])
+    assert done.returncode == 0, workers_words(done.stderr)
     single = pretrain.pretrain_stack("digits", [layer], epochs=2, batch_size=50, seed=1, progress=False)
     parallel = load_stack(out)
     for name, value in weights(single).items():
@@ -71,7 +46,7 @@ def test_two_rbm_processes_reach_the_single_process_error_and_only_rank_0_writes
     out = tmp_path / "dp"
     args = ["digits", "-l", "rbm:32", "-o", str(out), "--epochs", "5", "--batch-size", "100", "--seed", "0",
             "--no-plots"]
-    (code0, stdout0, stderr0), (code1, stdout1, stderr1) = finish(start_ranks(args))
+    (code0, stdout0, stderr0), (code1, stdout1, stderr1) = run_ranks("pretrain", args)
     assert code0 == code1 == 0, stderr0[-2000:] + stderr1[-2000:]
     assert "layer 1 rbm:32 epoch 5/5" in stderr0 and "saved" in stdout0
     assert stdout1 == stderr1 == ""  # rank 1 prints nothing
@@ -91,7 +66,7 @@ def test_a_killed_rank_ends_the_run_with_one_line_and_resume_continues_it_exactl
     # count changes the last bits of a matrix product, and bit-identity is what this test checks.
     args = ["digits", "-l", "rbm:32,pcd=true", "--epochs", "15", "--batch-size", "50", "--seed", "3",
             "--no-plots", "--threads", "1"]
-    ranks = start_ranks([*args, "-o", str(tmp_path / "killed")])
+    ranks = start_ranks("pretrain", [*args, "-o", str(tmp_path / "killed")])
     checkpoint = tmp_path / "killed" / "checkpoint.pt"
     deadline = time.monotonic() + LIMIT_S
     while not checkpoint.exists() and time.monotonic() < deadline and ranks[0].poll() is None:
@@ -105,8 +80,8 @@ def test_a_killed_rank_ends_the_run_with_one_line_and_resume_continues_it_exactl
     assert len(lines) == 1 and lines[0].startswith("Error: process 0 of 2 stops:"), stderr0[-2000:]
     assert checkpoint.exists()
 
-    resuming = start_ranks([*args, "-o", str(tmp_path / "killed"), "--resume"])
-    results = finish(resuming + start_ranks([*args, "-o", str(tmp_path / "whole")]))
+    resuming = start_ranks("pretrain", [*args, "-o", str(tmp_path / "killed"), "--resume"])
+    results = finish(resuming + start_ranks("pretrain", [*args, "-o", str(tmp_path / "whole")]))
     assert [code for code, _, _ in results] == [0] * 4, results[0][2][-2000:]
     assert 0 < results[0][2].count("/15  loss") < 15  # it continued, did not start again
     a, b = load_stack(tmp_path / "killed"), load_stack(tmp_path / "whole")

@@ -1,13 +1,9 @@
 """Fine-tuning under torchrun: the cells of a comparison spread over the processes, rank 0 reporting."""
 import json
-import subprocess
-import sys
 
 import pretrain
-from launch import ROOT, free_port, rank_env
+from launch import run_ranks
 from finetune import compare
-
-LIMIT_S = 180
 
 
 def test_two_processes_share_the_cells_and_rank_0_reports_the_rows_of_one(tmp_path):
@@ -15,17 +11,7 @@ def test_two_processes_share_the_cells_and_rank_0_reports_the_rows_of_one(tmp_pa
     pretrain.pretrain_stack("digits", ["rbm:16", "rbm:8"], out=stack, epochs=2, progress=False)
     grid = ["--from", str(stack), "--from", f"random:{stack}", "--schedule", "linear", "--labels-per-class", "2,5",
             "--seeds", "2", "--epochs", "2", "--threads", "1"]
-    port = free_port()
-    ranks = [subprocess.Popen([sys.executable, "-m", "finetune", "digits", *grid, "--report", str(tmp_path / "r")],
-                              cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              env=rank_env(r, 2, port))
-             for r in range(2)]
-    try:
-        results = [(p.wait(LIMIT_S), *p.communicate()) for p in ranks]
-    finally:
-        for p in ranks:
-            if p.poll() is None:
-                p.kill()
+    results = run_ranks("finetune", ["digits", *grid, "--report", str(tmp_path / "r")])
     assert [code for code, _, _ in results] == [0, 0], results
     assert "test accuracy" in results[0][1] and results[1][1] == "", results  # rank 0 alone prints
     saved = json.loads((tmp_path / "r" / "results.json").read_text())

@@ -133,6 +133,9 @@ def main(data, source, schedules, labels_per_class, labels, seeds, seed, head, d
     if not data:
         raise usage_error("missing DATA: e.g. `finetune digits --from runs/dbn --from random:runs/dbn`")
     from pretrain.data.specs import load_data
+    if source and not (classifier_dir or advise):
+        from .study.cells import start_workers
+        start_workers(jobs)  # in the background: their imports overlap the reading of the data
     dataset = load_data(data, data_dir=data_dir, split_seed=split_seed)
     if classifier_dir:
         from .predict import write_predictions

@@ -5,7 +5,11 @@ share nothing but read-only inputs, so they can run anywhere. With
 ``jobs=1`` they run one after the other in this process; with more, joblib
 runs them in that many worker processes, each with its share of the cores
 (``torch.set_num_threads``), and returns the results in task order, so the
-numbers are those of ``jobs=1``. joblib's active backend decides where the
+numbers are those of ``jobs=1``. The workers start in the background as soon
+as the command knows it will need them (:func:`start_workers`), so their
+imports overlap this process reading the data and the sources, and the
+longest tasks go first, so that no long one is left running alone at the end.
+joblib's active backend decides where the
 workers live: inside ``with joblib.parallel_config(backend="dask"):`` (or
 ``"ray"``) the cells go to that cluster without code of ours.
 
@@ -15,10 +19,19 @@ own device), and every rank receives all results in task order, so rank 0
 reports exactly the rows of one process. A head fitted on cached features
 needs no data parallelism; a grid of cells does.
 """
+import importlib
 import os
-from typing import Callable, Iterable, List
+import threading
+from typing import Callable, Dict, Iterable, List, Optional
 
-from pretrain.core.distributed import gather_objects, rank, world_size
+from pretrain.core.distributed import gather_objects, launched, rank, world_size
+
+#: what a worker imports while it waits for its first cell: the module of the cells' function, and
+#: torch._dynamo, which torch.optim imports when it builds its first optimizer (~2 s with sympy; measured:
+#: a process's first cell took 5.0 s, the next ones 2.6-2.7 s).
+WORKER_IMPORTS = ("finetune.study.experiment", "torch._dynamo")
+#: the background starts of :func:`start_workers`, by number of workers, until :func:`execute` joins them.
+_STARTING: Dict[int, threading.Thread] = {}
 
 
 def threads_per_job(jobs: int, threads: int = 0) -> int:
@@ -26,16 +39,53 @@ def threads_per_job(jobs: int, threads: int = 0) -> int:
     return threads or max(1, (os.cpu_count() or 1) // jobs)
 
 
-def execute(function: Callable, tasks: Iterable[tuple], jobs: int = 1, threads: int = 0) -> List:
-    """``[function(*task) for task in tasks]``, in ``jobs`` worker processes when ``jobs > 1``."""
+def start_workers(jobs: int) -> None:
+    """Start joblib's ``jobs`` worker processes now, in a background thread, each importing
+    :data:`WORKER_IMPORTS`; the next ``Parallel(n_jobs=jobs)`` reuses them (loky keeps its executor).
+
+    Measured on 2 cores: a worker's imports take ~4 s (~6 s with torch._dynamo), the command's own
+    reading of the data and sources ~6 s; started first, the workers are mostly ready when the cells are. Nothing starts under
+    torchrun or when another joblib backend (dask, ray) is active.
+    """
+    if jobs < 2 or launched() or jobs in _STARTING or not _loky_is_active():
+        return
+    from joblib import Parallel, delayed
+    thread = threading.Thread(target=lambda: Parallel(n_jobs=jobs)(delayed(_import_what_cells_need)() for _ in range(jobs)),
+                              daemon=True)
+    thread.start()
+    _STARTING[jobs] = thread
+
+
+def _import_what_cells_need() -> None:
+    for module in WORKER_IMPORTS:
+        importlib.import_module(module)
+
+
+def _loky_is_active() -> bool:
+    from joblib.parallel import get_active_backend
+    return type(get_active_backend()[0]).__name__ == "LokyBackend"
+
+
+def execute(function: Callable, tasks: Iterable[tuple], jobs: int = 1, threads: int = 0,
+            cost: Optional[Callable[[tuple], float]] = None) -> List:
+    """``[function(*task) for task in tasks]``, in ``jobs`` worker processes when ``jobs > 1``, the
+    tasks of highest ``cost`` dispatched first (results still in task order)."""
     tasks = list(tasks)
     if world_size() > 1:
         return on_ranks(function, tasks)
     if jobs == 1 or len(tasks) < 2:
         return [function(*task) for task in tasks]
     from joblib import Parallel, delayed
+    starting = _STARTING.pop(jobs, None)
+    if starting is not None:  # the workers' background start must end before this Parallel takes them
+        starting.join()
     per_worker = threads_per_job(jobs, threads)
-    return Parallel(n_jobs=jobs)(delayed(_in_worker)(function, per_worker, task) for task in tasks)
+    order = sorted(range(len(tasks)), key=lambda i: -cost(tasks[i])) if cost else list(range(len(tasks)))
+    done = Parallel(n_jobs=jobs)(delayed(_in_worker)(function, per_worker, tasks[i]) for i in order)
+    results = [None] * len(tasks)
+    for i, result in zip(order, done):
+        results[i] = result
+    return results
 
 
 def on_ranks(function: Callable, tasks: List[tuple]) -> List:

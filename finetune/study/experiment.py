@@ -25,7 +25,7 @@ from pretrain.core.progress import progress_line
 
 from ..networks.body import Body
 from .budget import Budget, check_labeled, parse_budgets, sample_labels, validation_split
-from .cells import execute
+from .cells import execute, start_workers
 from ..networks.classifier import Classifier, build_head, parse_head
 from ..training.augment import Augment, make_augment
 from ..training.schedule import check_schedule, make_stages
@@ -222,7 +222,9 @@ def compare(data, sources: Sequence[str], schedules: Sequence[str] = ("two-stage
     """
     if not sources:
         raise LayerwiseError("no source: give at least one source, e.g. sources=['runs/dbn', 'random:runs/dbn']")
-    experiment = Experiment(data, Options(**options))
+    settings = Options(**options)
+    start_workers(settings.jobs)  # their imports overlap the reading of the data and the sources below
+    experiment = Experiment(data, settings)
     schedules = [check_schedule(name) for name in schedules]
     budgets = parse_budgets(labels_per_class, labels)
     seeds = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
@@ -248,7 +250,8 @@ def compare(data, sources: Sequence[str], schedules: Sequence[str] = ("two-stage
         options.settings.device, writer = device, is_writer()
         options.progress = options.settings.progress = options.progress and writer
         rows.config["world_size"] = world_size()
-        results = execute(train_cells, tasks, options.jobs, options.threads)
+        results = execute(train_cells, tasks, options.jobs, options.threads,
+                          cost=lambda task: len(experiment.sample(task[3], task[2])))  # labels: a cell's length
     for (_, source, seed, budget, _, _), models in zip(tasks, results):
         for schedule, model in zip(schedules, models):
             rows.append({k: v for k, v in model.metrics.items() if k != "history"})

@@ -1,4 +1,9 @@
 """Shared fixtures: real data (scikit-learn's digits) scaled as the stack would scale it."""
+import fcntl
+import os
+import tempfile
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -15,6 +20,24 @@ def digits_unit():
 def one_thread():
     """The test models are small: they only lose time when threads fight over the 2 shared cores."""
     torch.set_num_threads(1)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """Under ``pytest -n 2`` the workers share one lock file: every test holds it shared, from its fixtures'
+    setup to their teardown; a test marked ``alone`` (it measures the machine's load) holds it exclusively,
+    so it waits for the other worker's test to end and the other worker waits for it."""
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    if run is None:  # one process: nothing runs beside a test
+        yield
+        return
+    folder = Path(tempfile.gettempdir())
+    with open(folder / f"layerwise-tests-{run}.lock", "a") as lock, \
+            open(folder / f"layerwise-tests-{run}.turn", "a") as turn:
+        fcntl.flock(turn, fcntl.LOCK_EX)  # a turnstile: while an `alone` test waits here, no other test starts
+        fcntl.flock(lock, fcntl.LOCK_EX if item.get_closest_marker("alone") else fcntl.LOCK_SH)
+        fcntl.flock(turn, fcntl.LOCK_UN)
+        yield
 
 
 @pytest.fixture(autouse=True)

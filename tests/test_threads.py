@@ -16,6 +16,7 @@ def busy(best, tries=3):
     return best(busy_cores_elsewhere() for _ in range(tries))
 
 
+@pytest.mark.alone  # under pytest -n 2 the other worker's test would be one more competitor
 def test_competitors_take_cores_and_give_them_back_when_they_end():
     """Relative to whatever else runs, so it holds beside other work too: k spinning processes add about k
     busy cores, and once they are killed the next measurement no longer counts them."""

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import warnings
 from pathlib import Path
+from typing import Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 TORCHRUN = Path(sys.executable).parent / "torchrun"
@@ -50,23 +51,28 @@ def finish(processes: list) -> list:
                 p.kill()
 
 
+def once_more_if_aborted(launch: Callable, aborted: Callable, stderr: Callable):
+    """``launch()``, and once more when ``aborted(result)``: a rank died of gloo's abort (:data:`ABORTED`)."""
+    result = launch()
+    if aborted(result):
+        warn_aborted(stderr(result))
+        result = launch()
+    return result
+
+
 def run_ranks(module: str, args: list, world: int = 2) -> list:
     """:func:`start_ranks` then :func:`finish`, once more if a rank died of gloo's abort."""
-    results = finish(start_ranks(module, args, world))
-    if -signal.SIGABRT in [code for code, _, _ in results]:
-        warn_aborted("\n".join(stderr for _, _, stderr in results))
-        results = finish(start_ranks(module, args, world))
-    return results
+    return once_more_if_aborted(lambda: finish(start_ranks(module, args, world)),
+                                lambda results: -signal.SIGABRT in [code for code, _, _ in results],
+                                lambda results: "\n".join(stderr for _, _, stderr in results))
 
 
 def torchrun(args: list) -> subprocess.CompletedProcess:
     """``torchrun --standalone --nproc_per_node 2 ARGS``, once more if a rank died of gloo's abort."""
     command = [str(TORCHRUN), "--standalone", "--nproc_per_node", "2", *args]
-    done = subprocess.run(command, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=LIMIT_S)
-    if done.returncode and ABORTED in done.stderr:
-        warn_aborted(done.stderr)
-        done = subprocess.run(command, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=LIMIT_S)
-    return done
+    return once_more_if_aborted(
+        lambda: subprocess.run(command, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=LIMIT_S),
+        lambda done: done.returncode != 0 and ABORTED in done.stderr, lambda done: done.stderr)
 
 
 #: torchrun's own log lines (``W1203 11:36:58.342000 18670 torch/distributed/run.py:982] ...``).

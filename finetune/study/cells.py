@@ -9,9 +9,9 @@ numbers are those of ``jobs=1``. The workers start in the background as soon
 as the command knows it will need them (:func:`start_workers`), so their
 imports overlap this process reading the data and the sources, and the
 longest tasks go first, so that no long one is left running alone at the end.
-joblib's active backend decides where the
-workers live: inside ``with joblib.parallel_config(backend="dask"):`` (or
-``"ray"``) the cells go to that cluster without code of ours.
+joblib's active backend decides where the workers live: inside
+``with joblib.parallel_config(backend="dask"):`` (or ``"ray"``) the cells go to
+that cluster without code of ours.
 
 Under ``torchrun`` the same executor spreads the cells over the processes
 instead: rank r runs tasks r, r + N, r + 2N, ... (each cell whole, on its
@@ -44,14 +44,14 @@ def start_workers(jobs: int) -> None:
     :data:`WORKER_IMPORTS`; the next ``Parallel(n_jobs=jobs)`` reuses them (loky keeps its executor).
 
     Measured on 2 cores: a worker's imports take ~4 s (~6 s with torch._dynamo), the command's own
-    reading of the data and sources ~6 s; started first, the workers are mostly ready when the cells are. Nothing starts under
-    torchrun or when another joblib backend (dask, ray) is active.
+    reading of the data and sources ~6 s; started first, the workers are mostly ready when the cells
+    are. Nothing starts under torchrun or when another joblib backend (dask, ray) is active.
     """
     if jobs < 2 or launched() or jobs in _STARTING or not _loky_is_active():
         return
     from joblib import Parallel, delayed
-    thread = threading.Thread(target=lambda: Parallel(n_jobs=jobs)(delayed(_import_what_cells_need)() for _ in range(jobs)),
-                              daemon=True)
+    calls = [delayed(_import_what_cells_need)() for _ in range(jobs)]
+    thread = threading.Thread(target=lambda: Parallel(n_jobs=jobs)(calls), daemon=True)
     thread.start()
     _STARTING[jobs] = thread
 

@@ -40,6 +40,7 @@ def test_list_layers_shows_every_kind_and_option():
     (["digits", "-l", "rbm:10", "--epochs", "0"], "0 is not in the range x>=1"),
     (["digits", "-l", "rbm:10", "--lr", "-1"], "-1.0 is not in the range x>=0"),
     (["digits", "-l", "rbm:10", "--threads", "-2"], "x>=0"),
+    (["digits", "-l", "cae:8,kernel=3,stride=5"], "use a stride of at most 3"),
 ])
 def test_usage_mistakes_exit_2_with_the_usage_line_and_one_error(args, message):
     assert_usage_error(invoke(*args), message)

@@ -13,7 +13,8 @@ from pretrain.training import greedy
 
 from test_layers import error, train
 
-CONV_STACKS = [["cae:6,kernel=3", "cae:8,kernel=3"], ["crbm:6,kernel=3", "rbm:16"], ["cae:6,kernel=3,pool=1", "ae:12"]]
+CONV_STACKS = [["cae:6,kernel=3", "cae:8,kernel=3"], ["crbm:6,kernel=3", "rbm:16"], ["cae:6,kernel=3,pool=1", "ae:12"],
+               ["cae:6,kernel=3,stride=2,pool=1", "crbm:8,kernel=3,stride=2,pool=1"]]
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +24,7 @@ def digits_maps(digits_unit):
 
 
 @pytest.mark.parametrize("spec", ["crbm:6,kernel=3", "crbm:4,kernel=3,sparsity=0.1,k=2", "crbm:5,kernel=5,pool=1,pcd=true",
-                                  "crbm:4,kernel=3,visible=gaussian"])
+                                  "crbm:4,kernel=3,visible=gaussian", "crbm:4,kernel=3,stride=2,pool=1"])
 def test_closed_form_crbm_gradient_equals_autograd_of_its_free_energy_loss(spec):
     layer = LayerSpec.parse(spec).build((2, 7, 9), "unit").double()
     with torch.no_grad():  # away from the near-zero start, so that every term counts
@@ -45,6 +46,7 @@ def test_closed_form_crbm_gradient_equals_autograd_of_its_free_energy_loss(spec)
 @pytest.mark.parametrize("spec, ratio", [
     ("cae:16,kernel=3", 0.5), ("cae:16,kernel=3,noise=none,act=sigmoid", 0.5), ("cae:8,kernel=5,tied=false", 0.5),
     ("crbm:16,kernel=3,momentum=0.9", 0.8), ("crbm:16,kernel=3,pcd=true,momentum=0.9", 0.8),
+    ("cae:16,kernel=3,stride=2,pool=1", 0.5), ("crbm:16,kernel=3,stride=2,pool=1,momentum=0.9", 0.8),
 ])
 def test_conv_reconstruction_error_falls_on_digits(spec, ratio, digits_maps):
     layer = LayerSpec.parse(spec).build((1, 8, 8), "unit")
@@ -113,10 +115,22 @@ def test_resume_of_a_conv_stack_equals_uninterrupted(tmp_path, monkeypatch):
 @pytest.mark.parametrize("layers, message", [
     (["rbm:16", "cae:4"], "put convolutional layers first"),
     (["cae:4,kernel=4"], "use an odd kernel size"),
+    (["crbm:4,kernel=3,stride=4"], "use a stride of at most 3"),
 ])
 def test_conv_misuse_is_one_line(layers, message, tmp_path):
     with pytest.raises(LayerwiseError, match=message):
         pretrain.pretrain_stack("digits", layers, epochs=1, progress=False)
+
+
+@pytest.mark.parametrize("kind", ["cae", "crbm"])
+@pytest.mark.parametrize("height, width, stride", [(8, 8, 2), (7, 9, 2), (9, 10, 3)])
+def test_a_strided_layer_maps_back_to_its_input_size(kind, height, width, stride):
+    layer = LayerSpec.parse(f"{kind}:3,kernel=5,stride={stride},pool=2").build((2, height, width), "unit")
+    v = torch.rand(4, 2, height, width)
+    maps = -(-height // stride), -(-width // stride)  # ceil: "same" convolutions at a stride
+    assert layer.map_shape[1:] == maps and layer(v).shape == (4, 3, -(-maps[0] // 2), -(-maps[1] // 2))
+    assert layer.decode(layer(v)).shape == v.shape
+    assert layer.to_modules()(v).shape == layer(v).shape
 
 
 def test_conv_layers_need_images():

@@ -174,6 +174,10 @@ class Layer(nn.Module, ABC):
         return cls(math.prod(input_shape), units, **options)
 
     @classmethod
+    def check_options(cls, options: Dict[str, Any]) -> None:
+        """Refuse, in one line, options that are valid one by one but not together (none here)."""
+
+    @classmethod
     def expected_input_range(cls, options: Dict[str, Any]) -> str:
         """The input range a first layer of this kind with ``options`` wants the data scaled to."""
         return cls.input_range

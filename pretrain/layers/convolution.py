@@ -2,12 +2,15 @@
 
 Not registered itself; ``cae`` and ``crbm`` subclass it. A layer of ``filters``
 ``kernel x kernel`` filters sees images ``[N, C, H, W]``; its convolutions are
-"same" (zero padding ``kernel // 2``, stride 1), so its hidden maps are
-``[N, filters, H, W]`` and the code passed up is their ``pool x pool`` max-pool
-``[N, filters, ceil(H / pool), ceil(W / pool)]`` (Masci et al. 2011; Lee et al.
-2009 pool the same way, probabilistically). Going down, a code is unpooled by
-copying each pooled value over its window (nearest-neighbour upsampling), the
-inverse the decoder of a stacked convolutional autoencoder learns to read.
+"same" (zero padding ``kernel // 2``) at ``stride`` S, so its hidden maps are
+``[N, filters, ceil(H / S), ceil(W / S)]`` (the full size at the default S = 1)
+and the code passed up is their ``pool x pool`` max-pool (Masci et al. 2011;
+Lee et al. 2009 pool the same way, probabilistically). Going down, a code is
+unpooled by copying each pooled value over its window (nearest-neighbour
+upsampling), the inverse the decoder of a stacked convolutional autoencoder
+learns to read, and the transposed convolution at the same stride returns
+maps of the input's exact size (its ``output_padding`` restores the rows and
+columns a stride leaves over).
 """
 import math
 from typing import Any, Dict, Tuple
@@ -15,6 +18,7 @@ from typing import Any, Dict, Tuple
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.grad import conv2d_weight
 
 from ..core.errors import LayerwiseError
 from .base import Layer, holding
@@ -32,6 +36,7 @@ def check_kernel(kernel: int) -> int:
 CONV_OPTIONS = (
     Option("kernel", 5, "filter size (odd)", low=1, high=31, check=check_kernel),
     Option("pool", 2, "max-pooling window and stride of the code passed up (1: none)", low=1, high=8),
+    Option("stride", 1, "step of the filters over the image (at most the kernel)", low=1, high=8),
 )
 
 
@@ -47,12 +52,26 @@ class ConvLayer(Layer):
         channels, height, width = shape
         if isinstance(filters, bool) or not isinstance(filters, int) or filters < 1:
             raise LayerwiseError(f"{self.kind}: filters={filters!r}: must be an int >= 1")
-        pool = validate_options(self.kind, self.options, options)["pool"]  # checked before it divides
-        self.map_shape = (filters, height, width)
-        self.code_shape = (filters, math.ceil(height / pool), math.ceil(width / pool))
+        self.check_options(options)  # before they divide
+        checked = validate_options(self.kind, self.options, options)
+        pool, stride, kernel = checked["pool"], checked["stride"], checked["kernel"]
+        self.map_shape = (filters, math.ceil(height / stride), math.ceil(width / stride))
+        self.code_shape = (filters, math.ceil(self.map_shape[1] / pool), math.ceil(self.map_shape[2] / pool))
         super().__init__(channels * height * width, math.prod(self.code_shape), **options)
         self.channels, self.filters = channels, filters
-        self.padding = self.hparams["kernel"] // 2
+        self.padding, self.stride = kernel // 2, stride
+        #: the rows and columns a strided transposed convolution adds back to reach ``height x width``
+        self.output_padding = tuple(size - 1 - (mapped - 1) * stride
+                                    for size, mapped in zip((height, width), self.map_shape[1:]))
+        self.input_size = (height, width)
+
+    @classmethod
+    def check_options(cls, options: Dict[str, Any]) -> None:
+        """A stride past the kernel would leave pixels that no filter sees."""
+        checked = validate_options(cls.kind, cls.options, options)
+        if checked["stride"] > checked["kernel"]:
+            raise LayerwiseError(f"{cls.kind}: stride={checked['stride']} exceeds kernel={checked['kernel']}: some "
+                                 f"pixels would reach no filter; use a stride of at most {checked['kernel']}")
 
     @classmethod
     def for_input(cls, input_shape, units, input_range, **options) -> "ConvLayer":
@@ -71,7 +90,7 @@ class ConvLayer(Layer):
 
     @property
     def input_shape(self) -> Tuple[int, int, int]:
-        return (self.channels, *self.map_shape[1:])
+        return (self.channels, *self.input_size)
 
     @property
     def output_shape(self) -> Tuple[int, int, int]:
@@ -89,12 +108,18 @@ class ConvLayer(Layer):
         return nn.Parameter(torch.empty(*shape).uniform_(-bound, bound))
 
     def convolve(self, v: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        """``weight * v + bias``: the hidden pre-activation maps ``[N, filters, H, W]``."""
-        return F.conv2d(v, weight, bias, padding=self.padding)
+        """``weight * v + bias``: the hidden pre-activation maps ``[N, filters, H / S, W / S]``."""
+        return F.conv2d(v, weight, bias, stride=self.stride, padding=self.padding)
 
     def transpose(self, h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         """The top-down pass ``weight^T * h + bias`` (a transposed convolution): maps ``[N, C, H, W]``."""
-        return F.conv_transpose2d(h, weight, bias, padding=self.padding)
+        return F.conv_transpose2d(h, weight, bias, stride=self.stride, padding=self.padding,
+                                  output_padding=self.output_padding)
+
+    def correlate(self, v: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        """``<v h^k>`` summed over images and positions, shaped like the filters: the gradient of
+        ``sum_k h^k . (W^k * v)`` with respect to ``W`` (what an RBM's phases compare)."""
+        return conv2d_weight(v, self.weight.shape, h, stride=self.stride, padding=self.padding)
 
     def pool(self, h: torch.Tensor) -> torch.Tensor:
         """Max-pool the hidden maps into the code passed up."""
@@ -110,6 +135,6 @@ class ConvLayer(Layer):
     def conv_modules(self, weight: torch.Tensor, bias: torch.Tensor, activation: nn.Module) -> nn.Sequential:
         """``Conv2d`` (a copy of ``weight``, ``bias``) + ``activation`` + ``MaxPool2d``: what fine-tuning sees."""
         conv = holding(nn.Conv2d, {"weight": weight, "bias": bias}, self.channels, self.filters, self.hparams["kernel"],
-                       padding=self.padding)
+                       stride=self.stride, padding=self.padding)
         pool = self.hparams["pool"]
         return nn.Sequential(conv, activation, *([nn.MaxPool2d(pool, ceil_mode=True)] if pool > 1 else []))

@@ -27,7 +27,6 @@ from typing import Dict, Optional, Tuple
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.grad import conv2d_weight
 
 from .base import add_gradient, bernoulli_sample, register_layer, sparsity_penalty, sparsity_slope
 from .convolution import CONV_OPTIONS, ConvLayer
@@ -143,9 +142,8 @@ class ConvRBM(ConvLayer):
         h_model = torch.sigmoid(pre_model)
         n, m, area = v.shape[0], v_model.shape[0], self.area
         factor, penalty = self.sparsity_factor(h_data)
-        shape, padding = self.weight.shape, self.padding
-        weight_grad = conv2d_weight(v_model, shape, h_model, padding=padding).div_(m * area)
-        weight_grad.sub_(conv2d_weight(v, shape, factor, padding=padding), alpha=1 / (n * area))
+        weight_grad = self.correlate(v_model, h_model).div_(m * area)
+        weight_grad.sub_(self.correlate(v, factor), alpha=1 / (n * area))
         add_gradient(self.weight, weight_grad)
         add_gradient(self.hidden_bias, (h_model.sum((0, 2, 3)) / m - factor.sum((0, 2, 3)) / n) / area)
         bias = self.visible_bias.view(1, -1, 1, 1)

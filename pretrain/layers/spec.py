@@ -73,6 +73,7 @@ class LayerSpec:
                     f"bad option {item!r} in {text!r}: {kind} takes {', '.join(sorted(known))} "
                     "as key=value (see pretrain --list-layers)")
             (trainer if name in TRAINER_OPTIONS else options)[name] = known[name].parse(value, kind)
+        layer_cls.check_options(options)
         return cls(kind, units, options, **trainer)
 
     def build(self, input_shape: Union[int, Tuple[int, ...]], input_range: str) -> Layer:

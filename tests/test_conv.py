@@ -2,19 +2,21 @@
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 import finetune
 import pretrain
 from finetune.networks.sources import load_source
 from finetune.training.augment import Augment, make_augment
 from pretrain.core.errors import LayerwiseError
-from pretrain.layers import LayerSpec
+from pretrain.layers import LayerSpec, pooling
 from pretrain.training import greedy
 
 from test_layers import error, train
 
 CONV_STACKS = [["cae:6,kernel=3", "cae:8,kernel=3"], ["crbm:6,kernel=3", "rbm:16"], ["cae:6,kernel=3,pool=1", "ae:12"],
-               ["cae:6,kernel=3,stride=2,pool=1", "crbm:8,kernel=3,stride=2,pool=1"]]
+               ["cae:6,kernel=3,stride=2,pool=1", "crbm:8,kernel=3,stride=2,pool=1"],
+               ["crbm:6,kernel=3,pooling=probabilistic", "crbm:8,kernel=3,pooling=probabilistic,pool=3"]]
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +26,9 @@ def digits_maps(digits_unit):
 
 
 @pytest.mark.parametrize("spec", ["crbm:6,kernel=3", "crbm:4,kernel=3,sparsity=0.1,k=2", "crbm:5,kernel=5,pool=1,pcd=true",
-                                  "crbm:4,kernel=3,visible=gaussian", "crbm:4,kernel=3,stride=2,pool=1"])
+                                  "crbm:4,kernel=3,visible=gaussian", "crbm:4,kernel=3,stride=2,pool=1",
+                                  "crbm:4,kernel=3,pooling=probabilistic,sparsity=0.1",
+                                  "crbm:4,kernel=3,pooling=probabilistic,pool=3,pcd=true,visible=gaussian"])
 def test_closed_form_crbm_gradient_equals_autograd_of_its_free_energy_loss(spec):
     layer = LayerSpec.parse(spec).build((2, 7, 9), "unit").double()
     with torch.no_grad():  # away from the near-zero start, so that every term counts
@@ -47,6 +51,7 @@ def test_closed_form_crbm_gradient_equals_autograd_of_its_free_energy_loss(spec)
     ("cae:16,kernel=3", 0.5), ("cae:16,kernel=3,noise=none,act=sigmoid", 0.5), ("cae:8,kernel=5,tied=false", 0.5),
     ("crbm:16,kernel=3,momentum=0.9", 0.8), ("crbm:16,kernel=3,pcd=true,momentum=0.9", 0.8),
     ("cae:16,kernel=3,stride=2,pool=1", 0.5), ("crbm:16,kernel=3,stride=2,pool=1,momentum=0.9", 0.8),
+    ("crbm:16,kernel=3,pooling=probabilistic,momentum=0.9", 0.8),
 ])
 def test_conv_reconstruction_error_falls_on_digits(spec, ratio, digits_maps):
     layer = LayerSpec.parse(spec).build((1, 8, 8), "unit")
@@ -131,6 +136,28 @@ def test_a_strided_layer_maps_back_to_its_input_size(kind, height, width, stride
     assert layer.map_shape[1:] == maps and layer(v).shape == (4, 3, -(-maps[0] // 2), -(-maps[1] // 2))
     assert layer.decode(layer(v)).shape == v.shape
     assert layer.to_modules()(v).shape == layer(v).shape
+
+
+def test_probabilistic_max_pooling_draws_at_most_one_unit_per_block_at_its_probabilities():
+    torch.manual_seed(0)
+    pre = torch.randn(1, 2, 5, 5, dtype=torch.float64) * 2  # 5 x 5 maps: partial 2 x 2 blocks at the edges
+    h = pooling.unit_probabilities(pre, 2)
+    draws = torch.stack([pooling.sample_units(h.expand(4000, -1, -1, -1), 2) for _ in range(5)]).flatten(0, 1)
+    assert pooling.to_blocks(draws, 2, 0.0).sum(-1).max() == 1  # never two units of a block on
+    # 20,000 draws: a frequency's standard error is at most 0.0036, so 0.02 is over 5 of them
+    torch.testing.assert_close(draws.mean(0, keepdim=True), h, atol=0.02, rtol=0)
+    on = pooling.pooled_probabilities(pre, 2)
+    torch.testing.assert_close(on, pooling.to_blocks(h, 2, 0.0).sum(-1))
+    assert (on >= F.max_pool2d(h, 2, ceil_mode=True)).all() and (on < 1).all()
+
+
+def test_probabilistic_max_pooling_over_one_unit_is_the_plain_crbm():
+    plain = LayerSpec.parse("crbm:3,kernel=3,pool=1").build((2, 6, 7), "unit").double()
+    pooled = LayerSpec.parse("crbm:3,kernel=3,pool=1,pooling=probabilistic").build((2, 6, 7), "unit").double()
+    pooled.load_state_dict(plain.state_dict())
+    v = torch.rand(4, 2, 6, 7, dtype=torch.float64)
+    torch.testing.assert_close(pooled(v), plain(v))
+    torch.testing.assert_close(pooled.free_energy(v), plain.free_energy(v))
 
 
 def test_conv_layers_need_images():

@@ -85,7 +85,7 @@ class ConvAutoencoder(Coding, ConvLayer):
         return F.mse_loss(r, v, reduction="sum") / v.shape[0]
 
     def to_modules(self):
-        return self.conv_modules(self.weight, self.hidden_bias, ACTIVATIONS[self.hparams["act"]]())
+        return self.conv_modules(self.weight, self.hidden_bias, *self.max_pooled(ACTIVATIONS[self.hparams["act"]]()))
 
 
 def winners_only(maps: torch.Tensor, rate: float) -> torch.Tensor:

@@ -132,9 +132,13 @@ class ConvLayer(Layer):
             return code
         return F.interpolate(code, size=self.map_shape[1:], mode="nearest")
 
-    def conv_modules(self, weight: torch.Tensor, bias: torch.Tensor, activation: nn.Module) -> nn.Sequential:
-        """``Conv2d`` (a copy of ``weight``, ``bias``) + ``activation`` + ``MaxPool2d``: what fine-tuning sees."""
+    def conv_modules(self, weight: torch.Tensor, bias: torch.Tensor, *after: nn.Module) -> nn.Sequential:
+        """``Conv2d`` (a copy of ``weight``, ``bias``) and the modules ``after`` it: what fine-tuning sees."""
         conv = holding(nn.Conv2d, {"weight": weight, "bias": bias}, self.channels, self.filters, self.hparams["kernel"],
                        stride=self.stride, padding=self.padding)
+        return nn.Sequential(conv, *after)
+
+    def max_pooled(self, activation: nn.Module) -> Tuple[nn.Module, ...]:
+        """``activation`` and the ``MaxPool2d`` of the code (none at ``pool=1``), to follow the convolution."""
         pool = self.hparams["pool"]
-        return nn.Sequential(conv, activation, *([nn.MaxPool2d(pool, ceil_mode=True)] if pool > 1 else []))
+        return (activation, *([nn.MaxPool2d(pool, ceil_mode=True)] if pool > 1 else []))

@@ -17,10 +17,13 @@ correlations ``<v h^k>`` are ``conv2d_weight`` of each phase's visible and
 hidden maps. An optional sparsity target (Lee et al. 2008) penalises
 ``KL(rho || mean activation of each map)``.
 
-The code passed up is the max-pool of the hidden probabilities: plain
-max-pooling, not Lee et al.'s probabilistic max-pooling (which couples the
-units of a pooling window inside the energy); the RBM itself is trained on
-its unpooled hidden maps.
+With ``pooling=max`` (the default) the RBM is trained on its unpooled hidden
+maps and the code passed up is the max-pool of their probabilities. With
+``pooling=probabilistic`` the energy itself couples each pooling block (Lee et
+al.'s probabilistic max-pooling, :mod:`pretrain.layers.pooling`): at most one
+unit of a block is on, its probabilities are a softmax over the block with an
+"all off" state, the softplus of the free energy becomes the block's
+log-sum-exp, and the code passed up is ``p(pool on | v)`` per block.
 """
 from typing import Dict, Optional, Tuple
 
@@ -28,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import pooling
 from .base import add_gradient, bernoulli_sample, register_layer, sparsity_penalty, sparsity_slope
 from .convolution import CONV_OPTIONS, ConvLayer
 from .energy import ENERGY_OPTIONS, gibbs_chain, size_chain_from, softplus_sum
@@ -47,6 +51,9 @@ class ConvRBM(ConvLayer):
         *ENERGY_OPTIONS,
         Option("visible", "auto", "visible units: binary, gaussian (standardised input), or auto from the input",
                choices=("auto", "binary", "gaussian")),
+        Option("pooling", "max", "max: max-pool the hidden probabilities; probabilistic: Lee et al.'s "
+                                 "probabilistic max-pooling (at most one unit on per pool x pool block)",
+               choices=("max", "probabilistic")),
     )
 
     def __init__(self, input_shape, filters, **options):
@@ -73,9 +80,27 @@ class ConvRBM(ConvLayer):
     def gaussian(self) -> bool:
         return self.hparams["visible"] == "gaussian"
 
+    @property
+    def probabilistic(self) -> bool:
+        return self.hparams["pooling"] == "probabilistic"
+
     # The model ------------------------------------------------------------------------
     def hidden_preactivation(self, v: torch.Tensor) -> torch.Tensor:
         return self.convolve(v, self.weight, self.hidden_bias)
+
+    def hidden_probabilities(self, pre: torch.Tensor) -> torch.Tensor:
+        """``p(h = 1 | v)`` from the pre-activation maps: a sigmoid, or each block's softmax."""
+        return pooling.unit_probabilities(pre, self.hparams["pool"]) if self.probabilistic else torch.sigmoid(pre)
+
+    def sample_hidden(self, h: torch.Tensor) -> torch.Tensor:
+        """Binary hidden maps drawn from their probabilities (at most one unit per block, when pooled so)."""
+        return pooling.sample_units(h, self.hparams["pool"]) if self.probabilistic else bernoulli_sample(h)
+
+    def hidden_free_energy(self, pre: torch.Tensor) -> torch.Tensor:
+        """The hidden term ``log sum_h exp(h . I)`` per image: a softplus sum, or the blocks' log-sum-exp."""
+        if self.probabilistic:
+            return pooling.log_partition(pre, self.hparams["pool"])
+        return F.softplus(pre).sum((1, 2, 3))
 
     def visible_mean(self, h: torch.Tensor) -> torch.Tensor:
         """``E[v | h]`` for hidden maps ``h``."""
@@ -94,9 +119,11 @@ class ConvRBM(ConvLayer):
 
     def free_energy(self, v: torch.Tensor) -> torch.Tensor:
         """``F(v)`` per image."""
-        return self.visible_energy(v) - F.softplus(self.hidden_preactivation(v)).sum((1, 2, 3))
+        return self.visible_energy(v) - self.hidden_free_energy(self.hidden_preactivation(v))
 
     def forward(self, v: torch.Tensor) -> torch.Tensor:
+        if self.probabilistic:
+            return pooling.pooled_probabilities(self.hidden_preactivation(v), self.hparams["pool"])
         return self.pool(torch.sigmoid(self.hidden_preactivation(v)))
 
     def decode(self, h: torch.Tensor) -> torch.Tensor:
@@ -104,7 +131,7 @@ class ConvRBM(ConvLayer):
 
     def reconstruct(self, v: torch.Tensor) -> torch.Tensor:
         """The RBM's one-step mean-field reconstruction ``E[v | p(h | v)]``, on the unpooled maps."""
-        return self.visible_mean(torch.sigmoid(self.hidden_preactivation(v)))
+        return self.visible_mean(self.hidden_probabilities(self.hidden_preactivation(v)))
 
     # Learning -------------------------------------------------------------------------
     @property
@@ -119,12 +146,12 @@ class ConvRBM(ConvLayer):
     def loss(self, v: torch.Tensor) -> torch.Tensor:
         """``(mean F(v_data) - mean F(v_model)) / A`` plus the sparsity penalty, for autograd."""
         with torch.no_grad():
-            v_model, _ = self.negative_phase(torch.sigmoid(self.hidden_preactivation(v)))
+            v_model, _ = self.negative_phase(self.hidden_probabilities(self.hidden_preactivation(v)))
         gap = (self.free_energy(v).mean() - self.free_energy(v_model).mean()) / self.area
         target = self.hparams["sparsity"]
         if not target:
             return gap
-        q = torch.sigmoid(self.hidden_preactivation(v)).mean((0, 2, 3))
+        q = self.hidden_probabilities(self.hidden_preactivation(v)).mean((0, 2, 3))
         return gap + self.hparams["sparsity_cost"] * sparsity_penalty(q, target)
 
     @torch.no_grad()
@@ -137,9 +164,9 @@ class ConvRBM(ConvLayer):
         ``db`` that of the visible sums (of ``v - b`` for Gaussian units), each over ``A``.
         """
         pre_data = self.hidden_preactivation(v)
-        h_data = torch.sigmoid(pre_data)
+        h_data = self.hidden_probabilities(pre_data)
         v_model, pre_model = self.negative_phase(h_data)
-        h_model = torch.sigmoid(pre_model)
+        h_model = self.hidden_probabilities(pre_model)
         n, m, area = v.shape[0], v_model.shape[0], self.area
         factor, penalty = self.sparsity_factor(h_data)
         weight_grad = self.correlate(v_model, h_model).div_(m * area)
@@ -149,22 +176,28 @@ class ConvRBM(ConvLayer):
         bias = self.visible_bias.view(1, -1, 1, 1)
         visible_data, visible_model = (v - bias, v_model - bias) if self.gaussian else (v, v_model)
         add_gradient(self.visible_bias, (visible_model.sum((0, 2, 3)) / m - visible_data.sum((0, 2, 3)) / n) / area)
-        softplus_gap = softplus_sum(pre_data, h_data) / n - softplus_sum(pre_model, h_model) / m
-        gap = (self.visible_energy(v).mean() - self.visible_energy(v_model).mean() - softplus_gap) / area
+        hidden_gap = self.hidden_free_energy_sum(pre_data, h_data) / n - self.hidden_free_energy_sum(pre_model, h_model) / m
+        gap = (self.visible_energy(v).mean() - self.visible_energy(v_model).mean() - hidden_gap) / area
         return gap if penalty is None else gap + penalty
+
+    def hidden_free_energy_sum(self, pre: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        """:meth:`hidden_free_energy` summed over the images, the sigmoid's from ``h = sigmoid(pre)`` at hand."""
+        return self.hidden_free_energy(pre).sum() if self.probabilistic else softplus_sum(pre, h)
 
     def sparsity_factor(self, h: torch.Tensor) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         """The data phase's hidden factor and the penalty (None without a target), per map.
 
         As :meth:`pretrain.layers.energy.EnergyLayer.sparsity_factor`, with ``q_k`` the mean of
-        map ``k`` over the batch and its positions: the factor is ``h - h (1 - h) g_k``.
+        map ``k`` over the batch and its positions: the factor is ``h - h (1 - h) g_k``, with ``1 - h`` the
+        block's "all off" probability under probabilistic max-pooling (:func:`pooling.off_probabilities`).
         """
         target = self.hparams["sparsity"]
         if not target:
             return h, None
         cost, q = self.hparams["sparsity_cost"], h.mean((0, 2, 3))
         g = sparsity_slope(q, target, cost).view(1, -1, 1, 1)
-        return h - h * (1 - h) * g, cost * sparsity_penalty(q, target)
+        off = pooling.off_probabilities(h, self.hparams["pool"]) if self.probabilistic else 1 - h
+        return h - h * off * g, cost * sparsity_penalty(q, target)
 
     @torch.no_grad()
     def monitors(self, train: torch.Tensor, val: torch.Tensor) -> Dict[str, float]:
@@ -173,7 +206,9 @@ class ConvRBM(ConvLayer):
         return {"free_energy_gap": float(gap)}
 
     def to_modules(self) -> nn.Sequential:
-        return self.conv_modules(self.weight, self.hidden_bias, nn.Sigmoid())
+        if self.probabilistic:  # the pooling reads the pre-activations: no activation of its own
+            return self.conv_modules(self.weight, self.hidden_bias, pooling.ProbabilisticMaxPool(self.hparams["pool"]))
+        return self.conv_modules(self.weight, self.hidden_bias, *self.max_pooled(nn.Sigmoid()))
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         size_chain_from(self, state_dict, prefix)

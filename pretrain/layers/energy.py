@@ -95,6 +95,14 @@ class EnergyLayer(Layer):
     def forward(self, v: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.hidden_preactivation(v))
 
+    def hidden_probabilities(self, pre: torch.Tensor) -> torch.Tensor:
+        """``p(h = 1 | v) = sigmoid(pre)``, the hidden units being independent given ``v``."""
+        return torch.sigmoid(pre)
+
+    def sample_hidden(self, h: torch.Tensor) -> torch.Tensor:
+        """Binary hidden units drawn from their probabilities ``h``."""
+        return bernoulli_sample(h)
+
     def decode(self, h: torch.Tensor) -> torch.Tensor:
         return self.visible_mean(h)
 
@@ -235,15 +243,15 @@ def gibbs_chain(layer, h_data: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor
     """
     k, pcd = layer.hparams["k"], layer.hparams["pcd"]
     if pcd and layer.chain.shape[0] == 0:
-        layer.chain = bernoulli_sample(h_data)
-    h = layer.chain if pcd else bernoulli_sample(h_data)
+        layer.chain = layer.sample_hidden(h_data)
+    h = layer.chain if pcd else layer.sample_hidden(h_data)
     for step in range(k):
         mean = layer.visible_mean(h)
         last = step == k - 1
         v = layer.sample_visible(mean) if (not last or layer.sample_negative_visible) else mean
         pre = layer.hidden_preactivation(v)
         if not last or pcd:
-            h = bernoulli_sample(torch.sigmoid(pre))
+            h = layer.sample_hidden(layer.hidden_probabilities(pre))
     if pcd:
         layer.chain.copy_(h)  # in place: cheaper than re-registering the buffer every step
     return v, pre

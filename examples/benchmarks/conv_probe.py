@@ -34,7 +34,7 @@ VARIANTS = [("cae:32", 0), ("cae:32", 1), ("cae:32,noise=none", 1), ("cae:32,act
             ("cae:32,winners=1,noise=none", 4), ("cae:32,pool=4", 0), ("cae:32,pool=4", 1),
             ("cae:32,pool=4,winners=1,noise=none", 1), ("cae:32,noise=gauss:0.3", 1),
             ("crbm:32,sparsity=0.05,momentum=0.9,pooling=probabilistic", 1), ("crbm:32,momentum=0.9", 1),
-            ("crbm:32,momentum=0.9,pooling=probabilistic", 1)]
+            ("crbm:32,momentum=0.9,pooling=probabilistic", 1), ("cae:32,winners=0.2,noise=none", 4)]
 
 
 def whitening(x: torch.Tensor, eps: float):

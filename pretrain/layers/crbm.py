@@ -164,9 +164,9 @@ class ConvRBM(ConvLayer):
         ``db`` that of the visible sums (of ``v - b`` for Gaussian units), each over ``A``.
         """
         pre_data = self.hidden_preactivation(v)
-        h_data = self.hidden_probabilities(pre_data)
+        h_data, hidden_data = self.hidden_state(pre_data)
         v_model, pre_model = self.negative_phase(h_data)
-        h_model = self.hidden_probabilities(pre_model)
+        h_model, hidden_model = self.hidden_state(pre_model)
         n, m, area = v.shape[0], v_model.shape[0], self.area
         factor, penalty = self.sparsity_factor(h_data)
         weight_grad = self.correlate(v_model, h_model).div_(m * area)
@@ -176,13 +176,16 @@ class ConvRBM(ConvLayer):
         bias = self.visible_bias.view(1, -1, 1, 1)
         visible_data, visible_model = (v - bias, v_model - bias) if self.gaussian else (v, v_model)
         add_gradient(self.visible_bias, (visible_model.sum((0, 2, 3)) / m - visible_data.sum((0, 2, 3)) / n) / area)
-        hidden_gap = self.hidden_free_energy_sum(pre_data, h_data) / n - self.hidden_free_energy_sum(pre_model, h_model) / m
+        hidden_gap = hidden_data / n - hidden_model / m
         gap = (self.visible_energy(v).mean() - self.visible_energy(v_model).mean() - hidden_gap) / area
         return gap if penalty is None else gap + penalty
 
-    def hidden_free_energy_sum(self, pre: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-        """:meth:`hidden_free_energy` summed over the images, the sigmoid's from ``h = sigmoid(pre)`` at hand."""
-        return self.hidden_free_energy(pre).sum() if self.probabilistic else softplus_sum(pre, h)
+    def hidden_state(self, pre: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`hidden_probabilities` and :meth:`hidden_free_energy` summed over the images, from one pass."""
+        if self.probabilistic:
+            return pooling.probabilities_and_log_partition(pre, self.hparams["pool"])
+        h = torch.sigmoid(pre)
+        return h, softplus_sum(pre, h)
 
     def sparsity_factor(self, h: torch.Tensor) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         """The data phase's hidden factor and the penalty (None without a target), per map.

@@ -48,20 +48,31 @@ def with_off_state(pre: torch.Tensor, pool: int) -> torch.Tensor:
     return torch.cat([blocks, blocks.new_zeros(blocks.shape[:-1] + (1,))], dim=-1)
 
 
+def log_states(pre: torch.Tensor, pool: int) -> torch.Tensor:
+    """The log-probabilities of each block's states given ``v``: its units on, then "all off" (last)."""
+    return torch.log_softmax(with_off_state(pre, pool), dim=-1)
+
+
 def unit_probabilities(pre: torch.Tensor, pool: int) -> torch.Tensor:
     """``p(h_u = 1 | v)`` for every hidden unit, maps shaped as ``pre``."""
-    states = torch.softmax(with_off_state(pre, pool), dim=-1)
-    return from_blocks(states[..., :-1], pool, pre.shape[2:])
+    return probabilities_and_log_partition(pre, pool)[0]
+
+
+def probabilities_and_log_partition(pre: torch.Tensor, pool: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """:func:`unit_probabilities` and :func:`log_partition` (summed over the images) from one softmax."""
+    states = log_states(pre, pool)
+    return from_blocks(states[..., :-1].exp(), pool, pre.shape[2:]), -states[..., -1].sum()
 
 
 def pooled_probabilities(pre: torch.Tensor, pool: int) -> torch.Tensor:
     """``p(pool on | v) = 1 - p(pool off | v)`` per block: the code passed up, ``[N, F, rows, columns]``."""
-    return 1 - torch.softmax(with_off_state(pre, pool), dim=-1)[..., -1]
+    return -torch.expm1(log_states(pre, pool)[..., -1])
 
 
 def log_partition(pre: torch.Tensor, pool: int) -> torch.Tensor:
-    """``sum_B log(1 + sum_{u in B} exp(I_u))`` per image: the hidden term of the free energy."""
-    return torch.logsumexp(with_off_state(pre, pool), dim=-1).sum((1, 2, 3))
+    """``sum_B log(1 + sum_{u in B} exp(I_u)) = -sum_B log p(pool off | v)`` per image: the free energy's
+    hidden term."""
+    return -log_states(pre, pool)[..., -1].sum((1, 2, 3))
 
 
 def off_probabilities(h: torch.Tensor, pool: int) -> torch.Tensor:

@@ -97,17 +97,21 @@ def main(data, layers, out, epochs, batch_size, lr, seed, val_fraction, cache_di
         stack = pretrain_stack(dataset, layers, out, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
                                device=str(rank_device), val_fraction=val_fraction, cache_dir=cache_dir,
                                resume=resume, overwrite=overwrite, progress=not quiet, ais_every=ais_every)
+        written = []
+        if out and plots:  # in the group: under torchrun the other ranks run a share of samples.png's chains
+            with phase("plots"):
+                from .plots import plot_stack, sampled_rows
+                if is_writer():
+                    written = plot_stack(stack, out, dataset.example_images())
+                else:
+                    sampled_rows(stack)  # this rank's share of the chains, gathered by rank 0
         if not is_writer():
             return
     click.echo(f"pretrained {stack}")
     if out:
         click.echo(f"saved {out}/stack.pt and {out}/stack.json")
-        if plots:
-            with phase("plots"):
-                from .plots import plot_stack
-                written = plot_stack(stack, out, dataset.example_images())
-            for path in written:
-                click.echo(f"wrote {path}")
+        for path in written:
+            click.echo(f"wrote {path}")
     if profile:
         total = time.perf_counter() - STARTED
         click.echo(f"threads: {CHOICE.get('threads')} ({CHOICE.get('why')})", err=True)

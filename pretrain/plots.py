@@ -16,8 +16,8 @@
 
 Figures are built with ``matplotlib.figure.Figure`` and rendered by Agg,
 never through pyplot, so drawing them changes no global matplotlib state; the
-random draws (Gibbs chains) are seeded, so the same stack gives the same pictures,
-and the caller's torch random state is left as it was.
+random draws (Gibbs chains) are seeded per row, so the same stack gives the same pictures in one
+process or several, and the caller's torch random state is left as it was.
 """
 import math
 from pathlib import Path
@@ -26,6 +26,7 @@ from typing import List, Optional
 import numpy as np
 import torch
 
+from .core.distributed import gather_objects, rank, world_size
 from .layers.energy import EnergyLayer
 from .training.stack import Stack
 
@@ -47,12 +48,10 @@ def plot_stack(stack: Stack, out_dir, examples: Optional[np.ndarray] = None) -> 
     """
     folder = Path(out_dir) / "plots"
     folder.mkdir(parents=True, exist_ok=True)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(SEED)
-        figures = {"filters.png": filters_figure(stack),
-                   "reconstructions.png": reconstructions_figure(stack, examples),
-                   "samples.png": samples_figure(stack),
-                   "training_curves.png": training_curves_figure(stack)}
+    figures = {"filters.png": filters_figure(stack),
+               "reconstructions.png": reconstructions_figure(stack, examples),
+               "samples.png": samples_figure(stack),  # under torchrun: chains shared with the other ranks
+               "training_curves.png": training_curves_figure(stack)}
     written = []
     for name, figure in figures.items():
         if figure is not None:
@@ -103,13 +102,36 @@ def reconstructions_figure(stack: Stack, examples: Optional[np.ndarray]):
 
 def samples_figure(stack: Stack):
     """The first layer's Gibbs chains, started from random hidden states, after each of GIBBS_STEPS."""
-    layer = stack.layers[0]
-    if stack.preprocessing.image_shape is None or not isinstance(layer, EnergyLayer):
+    rows = sampled_rows(stack)
+    if rows is None:
         return None
-    rows = [layer.sample(N_EXAMPLES, steps) for steps in GIBBS_STEPS]
     return strips_figure(stack, rows, [f"{steps} Gibbs steps" for steps in GIBBS_STEPS],
                          f"Samples of the layer 1 RBM ({layer_name(stack, 0)}): visible means of "
                          f"{N_EXAMPLES} chains per row, each from random hidden states")
+
+
+def sampled_rows(stack: Stack) -> Optional[List[torch.Tensor]]:
+    """samples.png's rows: ``N_EXAMPLES`` chains of the first RBM after each of GIBBS_STEPS, each row seeded
+    by its index (so a row is the same whoever runs it); None where the picture does not apply.
+
+    Under torchrun every process calls this: each runs its share of the chains and all of them gather
+    the rows. Rank 0 draws the other pictures meanwhile, so the longest chain goes to the last rank.
+    """
+    layer = stack.layers[0]
+    if stack.preprocessing.image_shape is None or not isinstance(layer, EnergyLayer):
+        return None
+    mine = [i for i in range(len(GIBBS_STEPS)) if (len(GIBBS_STEPS) - i) % world_size() == rank()]
+    rows = {}
+    for share in gather_objects({i: chain_row(layer, i) for i in mine}):
+        rows.update(share)
+    return [rows[i] for i in range(len(GIBBS_STEPS))]
+
+
+def chain_row(layer: EnergyLayer, index: int) -> torch.Tensor:
+    """Row ``index`` of samples.png, from its own seed: visible means after ``GIBBS_STEPS[index]`` steps."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(SEED + index)
+        return layer.sample(N_EXAMPLES, GIBBS_STEPS[index]).cpu()
 
 
 def training_curves_figure(stack: Stack):

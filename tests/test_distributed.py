@@ -13,6 +13,7 @@ import torch
 
 import pretrain
 from launch import LIMIT_S, finish, run_ranks, start_ranks, torchrun, workers_words
+from pretrain.plots import plot_stack
 from pretrain.training.stack import load_stack
 
 
@@ -38,8 +39,21 @@ def test_torchrun_ae_equals_one_process_with_the_same_global_batch(tmp_path, lay
         torch.testing.assert_close(weights(parallel)[name], value, rtol=0, atol=1e-6, msg=name)
     record = json.loads((out / "stack.json").read_text())["distributed"]
     assert record == {"world_size": 2, "backend": "gloo", "global_batch": 50, "per_rank_batch": 25}
-    losses = [entry["loss"] for entry in parallel.info["history"]]
-    assert losses == pytest.approx([entry["loss"] for entry in single.info["history"]], rel=1e-4)
+    for metric in ("loss", "recon_train", "recon_val"):  # the held-out figures: each rank computes a share
+        assert [entry[metric] for entry in parallel.info["history"]] == pytest.approx(
+            [entry[metric] for entry in single.info["history"]], rel=1e-4), metric
+
+
+def test_two_processes_share_the_chains_of_samples_png_and_draw_what_one_process_draws(tmp_path):
+    """Rank 1 runs some of the Gibbs chains and rank 0 gathers them: the picture must be the one that
+    one process draws from the same stack (each row has its own seed), byte for byte."""
+    out = tmp_path / "dp"
+    done = torchrun(["-m", "pretrain", "digits", "-l", "rbm:16", "-o", str(out), "--epochs", "1", "--seed", "2"])
+    assert done.returncode == 0, workers_words(done.stderr)
+    assert "wrote" in done.stdout and done.stdout.count("pretrained") == 1
+    alone = tmp_path / "alone"
+    plot_stack(load_stack(out), alone)
+    assert (out / "plots" / "samples.png").read_bytes() == (alone / "plots" / "samples.png").read_bytes()
 
 
 def test_two_rbm_processes_reach_the_single_process_error_and_only_rank_0_writes(tmp_path):

@@ -26,7 +26,7 @@ from .checkpoint import (CHECKPOINT_REMEDY, Run, layer_seed, random_state, rank_
 from ..data.specs import Dataset, resolve_data
 from ..core.device import CHOICE, resolve_device
 from ..core.distributed import (all_sum, average_gradients, broadcast, broadcast_object, describe, is_writer,
-                          process_group, seed_rank_stream, sharded, world_size)
+                          my_share, process_group, seed_rank_stream, sharded, world_size)
 from .divergence import Guard, check_input, mean_error
 from .sgd import SGD
 from ..core.errors import LayerwiseError
@@ -76,11 +76,16 @@ def encode(layer: Layer, x: torch.Tensor, path: Optional[Path] = None) -> torch.
 @timed("monitors")
 @torch.no_grad()
 def reconstruction_error(layer: Layer, x: torch.Tensor, batch_size: int) -> float:
-    """Mean squared error per input unit of the layer's reconstruction of ``x``, in chunks."""
+    """Mean squared error per input unit of the layer's reconstruction of ``x``, in chunks.
+
+    Under torchrun each process reconstructs its share of the rows (:func:`my_share`) and the sums
+    are added up over the processes: the same figure on every rank, each rank doing a part of the work.
+    """
     layer.eval()
+    device = next(layer.parameters()).device
     errors = map_batches(lambda chunk: layer.reconstruction_error(chunk).reshape(1) * len(chunk),
-                         x, batch_size, device=next(layer.parameters()).device)
-    return float(errors.sum()) / max(len(x), 1)
+                         my_share(x), batch_size, device=device)
+    return float(all_sum(errors.sum().reshape(1).to(device))) / max(len(x), 1)  # a rank with no rows adds 0
 
 
 @torch.no_grad()

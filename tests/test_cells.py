@@ -22,3 +22,42 @@ def test_results_come_in_task_order_and_the_costliest_tasks_start_first():
     first_two = {label for label, _ in sorted(results, key=lambda result: result[1])[:2]}
     assert first_two == {"b", "d"}
     assert not cells._STARTING  # the background start was joined, not left running
+
+
+def process_of(label):
+    """A short task that reports the process and the torch threads it ran with."""
+    import os
+
+    import torch
+    time.sleep(0.2)
+    return label, os.getpid(), torch.get_num_threads()
+
+
+def test_this_process_runs_tasks_while_the_workers_start_with_a_workers_threads():
+    import os
+
+    import torch
+    before = torch.get_num_threads()
+    cells.start_workers(2)  # their imports take seconds: the first task cannot wait for them
+    tasks = [(label,) for label in "abcdef"]
+    results = cells.execute(process_of, tasks, jobs=2, threads=1)
+    assert [label for label, _, _ in results] == list("abcdef")
+    assert results[0][1] == os.getpid()  # the first task ran here, at once
+    assert {threads for _, _, threads in results} == {1}  # every task with a worker's threads, here too
+    assert torch.get_num_threads() == before  # and this process's threads are put back
+
+
+def fails_on(label):
+    if label == "c":
+        raise ValueError("task c failed")
+    return label
+
+
+def test_a_failing_task_fails_the_whole_execution_wherever_it_ran():
+    import pytest
+    cells.start_workers(2)
+    with pytest.raises(ValueError, match="task c failed"):
+        cells.execute(fails_on, [(label,) for label in "abcd"], jobs=2, threads=1)
+    with pytest.raises(ValueError, match="task c failed"):  # once the workers are up: in a worker
+        cells.execute(fails_on, [(label,) for label in "abcd"], jobs=2, threads=1)
+    assert not cells._STARTING

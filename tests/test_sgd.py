@@ -5,6 +5,7 @@ import torch
 
 import pretrain
 from pretrain.layers import LayerSpec
+from pretrain.training.adam import Adam
 from pretrain.training.greedy import layer_optimizer, run_epoch
 from pretrain.training.sgd import SGD
 
@@ -68,10 +69,10 @@ def test_a_state_dict_of_other_groups_is_refused():
         mine.load_state_dict({"state": {}, "param_groups": [{"params": [0, 1, 2]}]})
 
 
-def test_the_trainer_uses_it_for_rbms_and_torch_adam_for_autoencoders():
+def test_the_trainer_uses_it_for_rbms_and_our_adam_for_autoencoders():
     assert isinstance(layer_optimizer(layer(), 0.1), SGD)
     autoencoder = LayerSpec.parse("ae:5").build(12, "unit")
-    assert isinstance(layer_optimizer(autoencoder, 0.1), torch.optim.Adam)
+    assert isinstance(layer_optimizer(autoencoder, 0.1), Adam)
 
 
 @pytest.mark.parametrize("momentum,weight_decay", [(0.0, 0.0), (0.9, 0.01), (0.0, 0.01), (0.5, 0.0)])

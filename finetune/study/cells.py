@@ -26,10 +26,8 @@ from typing import Callable, Dict, Iterable, List, Optional
 
 from pretrain.core.distributed import gather_objects, launched, rank, world_size
 
-#: what a worker imports while it waits for its first cell: the module of the cells' function, and
-#: torch._dynamo, which torch.optim imports when it builds its first optimizer (~2 s with sympy; measured:
-#: a process's first cell took 5.0 s, the next ones 2.6-2.7 s).
-WORKER_IMPORTS = ("finetune.study.experiment", "torch._dynamo")
+#: what a worker imports while it waits for its first cell: the module of the cells' function.
+WORKER_IMPORTS = ("finetune.study.experiment",)
 #: the background starts of :func:`start_workers`, by number of workers, until :func:`execute` joins them.
 _STARTING: Dict[int, threading.Thread] = {}
 
@@ -43,9 +41,10 @@ def start_workers(jobs: int) -> None:
     """Start joblib's ``jobs`` worker processes now, in a background thread, each importing
     :data:`WORKER_IMPORTS`; the next ``Parallel(n_jobs=jobs)`` reuses them (loky keeps its executor).
 
-    Measured on 2 cores: a worker's imports take ~4 s (~6 s with torch._dynamo), the command's own
-    reading of the data and sources ~6 s; started first, the workers are mostly ready when the cells
-    are. Nothing starts under torchrun or when another joblib backend (dask, ray) is active.
+    Measured on 2 cores: a worker's imports take ~4 s, the command's own reading of the data and
+    sources 1.6 s (digits) to ~6 s (Fashion-MNIST); until the workers are up the command runs cells
+    itself (:func:`execute`). Nothing starts under torchrun or when another joblib backend (dask,
+    ray) is active.
     """
     if jobs < 2 or launched() or jobs in _STARTING or not _loky_is_active():
         return

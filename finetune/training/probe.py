@@ -13,10 +13,11 @@ standardised features. Instead of Adam on mini-batches, :func:`fit_linear_head`
 
        L(W, b) = 1/n sum_i -log softmax(W z_i + b)[y_i] + ||W||^2 / (2 C n)
 
-   (the bias is not penalised), full batch, with L-BFGS and a strong-Wolfe
-   line search (Nocedal & Wright 2006, ch. 7) in float64 until the largest
-   gradient entry is below ``GRADIENT_TOLERANCE`` (scikit-learn's
-   ``tol=1e-4`` on the same scaled gradient) or after ``MAX_ITERATIONS``;
+   (the bias is not penalised), full batch, in float64, by SciPy's L-BFGS-B (Byrd, Lu, Nocedal &
+   Zhu 1995; the solver and settings of scikit-learn's ``lbfgs``, gradients from torch's autograd)
+   until the largest gradient entry is below ``GRADIENT_TOLERANCE`` (scikit-learn's ``tol=1e-4``
+   on the same scaled gradient) or after ``MAX_ITERATIONS``; SciPy's rather than
+   ``torch.optim.LBFGS``, whose first use imports ``torch._dynamo`` (2 s);
 3. chooses ``C`` from ``C_GRID`` by stratified k-fold cross-validation on the
    fit rows, ``k = min(5, fewest labels of a class)``: the lowest mean
    held-out log-loss (cross-entropy), ties broken by the smaller ``C``; as
@@ -88,22 +89,23 @@ def fit_logistic(z: torch.Tensor, y: torch.Tensor, n_classes: int, C: float,
 
     ``start``: initial ``(W, b)`` (a warm start along a path of ``C``); zeros otherwise.
     """
-    weight = (start[0].clone() if start else z.new_zeros(n_classes, z.shape[1])).requires_grad_()
-    bias = (start[1].clone() if start else z.new_zeros(n_classes)).requires_grad_()
-    optimizer = torch.optim.LBFGS([weight, bias], lr=1, max_iter=MAX_ITERATIONS, history_size=20,
-                                  tolerance_grad=GRADIENT_TOLERANCE, tolerance_change=1e-12,
-                                  line_search_fn="strong_wolfe")
+    from scipy.optimize import minimize  # scikit-learn's model selection imports it already
+    shape = (n_classes, z.shape[1])
+    first = torch.cat([start[0].reshape(-1), start[1]]) if start else z.new_zeros(shape[0] * shape[1] + n_classes)
     penalty = 1.0 / (2 * C * len(z))
 
-    def closure():
-        optimizer.zero_grad()
+    def loss_and_gradient(theta: np.ndarray):
+        parameters = torch.from_numpy(theta).to(z).requires_grad_()
+        weight, bias = parameters[:-n_classes].view(shape), parameters[-n_classes:]
         loss = F.cross_entropy(z @ weight.T + bias, y) + penalty * weight.pow(2).sum()
         loss.backward()
-        return loss
+        return float(loss.detach()), parameters.grad.cpu().numpy()
 
-    optimizer.step(closure)
-    iterations = optimizer.state[weight]["n_iter"]  # L-BFGS keeps its state under its first parameter
-    return weight.detach(), bias.detach(), iterations
+    found = minimize(loss_and_gradient, first.cpu().numpy(), jac=True, method="L-BFGS-B",
+                     options={"maxiter": MAX_ITERATIONS, "maxcor": 20, "maxls": 50, "gtol": GRADIENT_TOLERANCE,
+                              "ftol": 64 * np.finfo(float).eps})
+    theta = torch.from_numpy(found.x).to(z)
+    return theta[:-n_classes].view(shape), theta[-n_classes:], int(found.nit)
 
 
 def cross_validate(z: torch.Tensor, y: torch.Tensor, n_classes: int, grid: Sequence[float],

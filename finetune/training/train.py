@@ -44,6 +44,7 @@ from torch import nn
 
 from pretrain.core.batches import map_batches
 from pretrain.core.progress import progress_bar
+from pretrain.training.adam import Adam
 
 from ..networks.classifier import Classifier
 from .freezing import freeze_to
@@ -107,12 +108,12 @@ def trainable_state(modules: nn.Module) -> Dict[str, torch.Tensor]:
 
 
 def stage_optimizer(model: Classifier, stage: Stage, settings: TrainSettings,
-                    semi: Optional[SemiTerm] = None) -> torch.optim.Optimizer:
+                    semi: Optional[SemiTerm] = None) -> Adam:
     """Adam over the head and the stage's trainable groups at their discriminative rates (and ``semi``'s decoders)."""
     groups = param_groups(model.body, model.head, stage, settings.lr)
     if semi is not None:
         groups += semi.param_groups(model, stage.frozen, settings.lr * stage.body_lr_scale)
-    return torch.optim.Adam(groups)
+    return Adam(groups)  # torch.optim.Adam's step, without the import of torch._dynamo (pretrain.training.adam)
 
 
 def is_probe(model: Classifier, stage: Stage) -> bool:

@@ -28,6 +28,7 @@ from ..core.device import CHOICE, resolve_device
 from ..core.distributed import (all_sum, average_gradients, broadcast, broadcast_object, describe, is_writer,
                           my_share, process_group, seed_rank_stream, sharded, world_size)
 from .divergence import Guard, check_input, mean_error
+from .adam import Adam
 from .sgd import SGD
 from ..core.errors import LayerwiseError
 from ..core.io import check_writable, load_state, rebuilding
@@ -43,24 +44,21 @@ from ..core.timing import SECONDS, phase, timed
 MIN_MONITOR_ROWS = 1000
 #: rows per chunk when codes are computed for the layer above.
 ENCODE_ROWS = 4096
-#: what steps a layer: our SGD (RBMs) or torch's Adam (autoencoders).
-Optimizer = Union[SGD, torch.optim.Optimizer]
+#: what steps a layer: our SGD (RBMs) or our Adam (autoencoders).
+Optimizer = Union[SGD, Adam]
 
 
 @timed("optimizer setup")
 def layer_optimizer(layer: Layer, lr: float) -> Optimizer:
     """SGD with the layer's momentum (RBMs), or Adam (autoencoders); weight decay on weights only.
 
-    SGD is our own (:mod:`pretrain.training.sgd`: torch's update without its
-    per-step overhead). Adam is torch's; the first torch optimizer of a process
-    imports ``torch._dynamo`` (torch.optim's methods are wrapped by
-    ``torch._disable_dynamo``): over a second on a 2-core machine, which
-    ``pretrain --profile`` shows as "optimizer setup", paid by autoencoder runs only.
+    Both are our own (:mod:`pretrain.training.sgd`, :mod:`pretrain.training.adam`): torch's updates,
+    without SGD's per-step overhead, and without the import of ``torch._dynamo`` that the first
+    ``torch.optim`` optimizer of a process pays (2 s on a 2-core machine).
     """
     groups = layer.parameter_groups(layer.hparams.get("weight_decay", 0.0))
     if layer.optimizer == "adam":
-        # Decided here rather than by torch at every step: multi-tensor kernels pay on a GPU only.
-        return torch.optim.Adam(groups, lr=lr, foreach=next(layer.parameters()).is_cuda)
+        return Adam(groups, lr=lr)
     return SGD(groups, lr=lr, momentum=layer.hparams.get("momentum", 0.0))
 
 

@@ -47,17 +47,17 @@ def test_this_process_runs_tasks_while_the_workers_start_with_a_workers_threads(
     assert torch.get_num_threads() == before  # and this process's threads are put back
 
 
-def fails_on(label):
-    if label == "c":
-        raise ValueError("task c failed")
+def fails_on(label, failing):
+    if label == failing:
+        raise ValueError(f"task {label} failed")
     return label
 
 
 def test_a_failing_task_fails_the_whole_execution_wherever_it_ran():
     import pytest
     cells.start_workers(2)
-    with pytest.raises(ValueError, match="task c failed"):
-        cells.execute(fails_on, [(label,) for label in "abcd"], jobs=2, threads=1)
-    with pytest.raises(ValueError, match="task c failed"):  # once the workers are up: in a worker
-        cells.execute(fails_on, [(label,) for label in "abcd"], jobs=2, threads=1)
+    with pytest.raises(ValueError, match="task a failed"):  # the first task: here, while the workers start
+        cells.execute(fails_on, [(label, "a") for label in "abcd"], jobs=2, threads=1)
+    with pytest.raises(ValueError, match="task c failed"):  # no background start: in a worker
+        cells.execute(fails_on, [(label, "c") for label in "abcd"], jobs=2, threads=1)
     assert not cells._STARTING

@@ -93,8 +93,10 @@ def execute(function: Callable, tasks: Iterable[tuple], jobs: int = 1, threads: 
             if index is None:
                 break
             results[index] = _in_worker(function, per_worker, tasks[index], restore=True)
+    except BaseException:
+        queue.stop()  # a failed task fails the run: the workers get no more
+        raise
     finally:
-        queue.close_if_failing()
         workers.join()
     if queue.error is not None:
         raise queue.error
@@ -111,12 +113,9 @@ class TaskQueue:
         with self.lock:
             return self.pending.pop() if self.pending else None
 
-    def close_if_failing(self) -> None:
-        """Called as this process stops taking tasks: when it stops on an error, the workers get no more."""
-        import sys
-        if sys.exc_info()[0] is not None:
-            with self.lock:
-                self.pending.clear()
+    def stop(self) -> None:
+        with self.lock:
+            self.pending.clear()
 
     def run_in_workers(self, function: Callable, tasks: List[tuple], jobs: int, threads: int,
                        starting: Optional[threading.Thread], results: List) -> None:

@@ -164,14 +164,18 @@ def test_profile_shows_where_the_time_went_and_the_record_keeps_it(tmp_path):
     assert all(value >= 0 for value in seconds.values())
 
 
-def test_an_rbm_run_and_its_encoder_import_neither_dynamo_nor_symbolic_shapes():
-    """Our SGD never touches torch.optim's dynamo-wrapped methods; ``to_modules`` builds on the meta device,
-    not through ``skip_init`` (whose ``to_empty`` imports torch.fx's symbolic shapes): over a second each."""
+def test_pretraining_and_fine_tuning_import_neither_dynamo_nor_symbolic_shapes():
+    """Our SGD and Adam never touch torch.optim's dynamo-wrapped methods, nor the probe (SciPy's L-BFGS-B);
+    ``to_modules`` builds on the meta device, not through ``skip_init`` (whose ``to_empty`` imports
+    torch.fx's symbolic shapes): over a second each."""
     import subprocess
     import sys
-    script = ("import sys, pretrain\n"
-              "stack = pretrain.pretrain_stack('digits', ['rbm:8', 'grbm:4'], epochs=1, progress=False)\n"
+    script = ("import sys, pretrain, finetune\n"
+              "stack = pretrain.pretrain_stack('digits', ['rbm:8', 'grbm:4', 'ae:4'], epochs=1, progress=False)\n"
               "stack.encoder()\n"
+              "for schedule in ('linear', 'full'):\n"
+              "    finetune.fine_tune('digits', 'pixels', schedule=schedule, labels_per_class=2, epochs=2,"
+              " progress=False)\n"
               "print(sorted(m for m in ('torch._dynamo', 'torch.fx.experimental.symbolic_shapes') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
                             env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})

@@ -33,7 +33,7 @@ class BernoulliRBM(_LayerTransformer):
     minibatch pays about 30 torch operations and an optimizer step, some
     0.15 ms of fixed cost on a shared 2-core machine where scikit-learn's
     whole numpy step takes 0.06 ms: on the 8x8 digits at ``batch_size=10``
-    scikit-learn is about 2.6x faster, while on 28x28 images at batch 100
+    scikit-learn is about 2.3x faster, while on 28x28 images at batch 100
     this one is about 1.4x faster (one thread each;
     ``examples/benchmarks/rbm_throughput.py`` measures both).
 

@@ -75,21 +75,28 @@ def test_the_trainer_uses_it_for_rbms_and_our_adam_for_autoencoders():
     assert isinstance(layer_optimizer(autoencoder, 0.1), Adam)
 
 
+@pytest.mark.parametrize("kind", ["rbm", "grbm"])
 @pytest.mark.parametrize("momentum,weight_decay", [(0.0, 0.0), (0.9, 0.01), (0.0, 0.01), (0.5, 0.0)])
-def test_run_epoch_with_it_equals_run_epoch_with_torch_sgd(momentum, weight_decay):
-    """Float64 PCD epochs: with the weight's update folded into its products (every branch of ``fold``)
-    the weights and chains are torch's SGD's up to the order of the sums."""
-    spec = f"rbm:7,momentum={momentum},weight_decay={weight_decay},pcd=true"
+def test_run_epoch_with_it_equals_run_epoch_with_torch_sgd(kind, momentum, weight_decay):
+    """Float64 PCD epochs: with the updates of the weight and the biases folded into their products and sums
+    (every branch of ``fold``; a grbm folds its hidden biases, not its visible ones) the weights and chains
+    are torch's SGD's up to the order of the sums."""
+    def build():
+        torch.manual_seed(0)
+        return LayerSpec.parse(spec).build(12, "unit" if kind == "rbm" else "real").to(torch.float64)
+
+    spec = f"{kind}:7,momentum={momentum},weight_decay={weight_decay},pcd=true"
     x = torch.rand(60, 12, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     states = []
     for optimizer in (SGD, torch.optim.SGD):
-        rbm = layer(spec, torch.float64)
+        rbm = build()
         stepper = optimizer(rbm.parameter_groups(weight_decay), lr=0.05, momentum=momentum)
         torch.manual_seed(2)
         for _ in range(3):
             run_epoch(rbm, stepper, x, batch_size=10)
         states.append(rbm.state_dict())
-    assert not torch.equal(states[0]["weight"], layer(spec, torch.float64).weight)
+    for name in ("weight", "hidden_bias", "visible_bias"):
+        assert not torch.equal(states[0][name], build().state_dict()[name]), name
     for name in states[0]:
         torch.testing.assert_close(states[0][name], states[1][name], rtol=1e-12, atol=1e-14, msg=name)
 

@@ -87,9 +87,15 @@ def sparsity_slope(q: torch.Tensor, target: float, cost: float) -> torch.Tensor:
     return cost * ((1 - target) / (1 - clamped) - target / clamped) * (clamped == q)
 
 
-def add_gradient(parameter: torch.Tensor, gradient: torch.Tensor) -> None:
-    """``parameter.grad += gradient`` as ``backward`` accumulates: the first gradient is stored as it is."""
-    if parameter.grad is None:
+def add_gradient(parameter: torch.Tensor, gradient: torch.Tensor,
+                 into: Optional[Dict[torch.Tensor, Tuple[torch.Tensor, float]]] = None) -> None:
+    """``parameter.grad += gradient`` as ``backward`` accumulates: the first gradient is stored as it is.
+    Where the optimizer folds it (``parameter in into``, as :func:`add_product_gradient`), ``scale * gradient``
+    goes to its buffer instead."""
+    if into and parameter in into:
+        buffer, scale = into[parameter]
+        buffer.add_(gradient, alpha=scale)
+    elif parameter.grad is None:
         parameter.grad = gradient
     else:
         parameter.grad.add_(gradient)
@@ -226,8 +232,9 @@ class Layer(nn.Module, ABC):
         a layer that names none is never given any. ``with_loss=False``: the
         caller needs no loss, and a layer that can skip computing it returns None.
         """
-        loss = self.loss(v)
-        loss.backward()
+        with torch.enable_grad():  # the trainer's epoch runs without gradients
+            loss = self.loss(v)
+            loss.backward()
         return loss.detach()
 
     @abstractmethod

@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..core.nograd import without_grad
 from . import pooling
 from .base import add_gradient, bernoulli_sample, register_layer, sparsity_penalty, sparsity_slope
 from .convolution import CONV_OPTIONS, ConvLayer
@@ -154,7 +155,7 @@ class ConvRBM(ConvLayer):
         q = self.hidden_probabilities(self.hidden_preactivation(v)).mean((0, 2, 3))
         return gap + self.hparams["sparsity_cost"] * sparsity_penalty(q, target)
 
-    @torch.no_grad()
+    @without_grad
     def accumulate_gradients(self, v: torch.Tensor, into=None, with_loss=True) -> torch.Tensor:
         """The gradient of :meth:`loss` in closed form, added to ``.grad`` without an autograd graph.
 

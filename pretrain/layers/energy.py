@@ -13,7 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import Layer, add_gradient, add_product_gradient, bernoulli_sample, holding, sparsity_penalty, sparsity_slope
+from ..core.nograd import without_grad
+from .base import (Layer, add_gradient, add_product_gradient, bernoulli_sample, holding, sparsity_penalty,
+                   sparsity_slope)
 from .options import Option
 
 #: The options every RBM kind declares (each kind lists them in its ``options``).
@@ -79,12 +81,15 @@ class EnergyLayer(Layer):
         """``U(v)`` per row: the free energy's term that does not involve the hidden units."""
 
     @abstractmethod
-    def add_visible_gradients(self, v_data: torch.Tensor, v_model: torch.Tensor,
-                              weight_grad: torch.Tensor) -> torch.Tensor:
-        """Add the gradients of ``mean U(v_data) - mean U(v_model)`` (and what depends on ``s``) to ``.grad``.
+    def add_visible_gradients(self, v_data: torch.Tensor, v_model: torch.Tensor, weight_grad: Optional[torch.Tensor],
+                              into: Dict, with_gap: bool) -> Optional[torch.Tensor]:
+        """Add the gradients of ``mean U(v_data) - mean U(v_model)`` (and what depends on ``s``) to ``.grad``,
+        or to the optimizer's buffer for the foldable ones in ``into`` (:func:`add_gradient`).
 
         ``weight_grad`` is the weight gradient of the whole gap, which the
-        gradient of learned scales needs. Returns the visible part of the gap.
+        gradient of learned scales needs (None where the weight was folded).
+        Returns the visible part of the gap (None unless ``with_gap``), taken
+        before a folded update moves the biases.
         """
 
     # Shared -----------------------------------------------------------------------
@@ -121,10 +126,11 @@ class EnergyLayer(Layer):
         return self.free_energy(v).mean() - self.free_energy(v_model).mean() + self.sparsity_term(v)
 
     def foldable_parameters(self) -> List[nn.Parameter]:
-        """The weight: its gradient is two matrix products, which add into the optimizer's buffer at once."""
-        return [self.weight]
+        """The weight and the hidden biases: their gradients are two matrix products and two column sums,
+        which add into the optimizer's buffers at once."""
+        return [self.weight, self.hidden_bias]
 
-    @torch.no_grad()
+    @without_grad
     def accumulate_gradients(self, v: torch.Tensor, into: Optional[Dict] = None,
                              with_loss: bool = True) -> Optional[torch.Tensor]:
         """The gradient of :meth:`loss` in closed form, added to ``.grad`` without an autograd graph.
@@ -148,10 +154,11 @@ class EnergyLayer(Layer):
         h_model = torch.sigmoid(pre_model)
         n, m = v.shape[0], v_model.shape[0]  # not len(): Tensor.__len__ costs microseconds
         factor, penalty = self.sparsity_factor(h_data)
+        into = into or {}
         weight_grad = add_product_gradient(self.weight, (h_model.t(), self.scaled(v_model), 1 / m),
-                                           (factor.t(), self.scaled(v), -1 / n), into or {})
-        add_gradient(self.hidden_bias, h_model.sum(0).div_(m).sub_(factor.sum(0), alpha=1 / n))
-        visible_gap = self.add_visible_gradients(v, v_model, weight_grad)
+                                           (factor.t(), self.scaled(v), -1 / n), into)
+        add_gradient(self.hidden_bias, h_model.sum(0).div_(m).sub_(factor.sum(0), alpha=1 / n), into)
+        visible_gap = self.add_visible_gradients(v, v_model, weight_grad, into, with_loss)
         if not with_loss:
             return None
         loss = visible_gap.sub_(softplus_mean(pre_data, h_data)).add_(softplus_mean(pre_model, h_model))
@@ -231,7 +238,7 @@ def softplus_sum(pre: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
     return pre.sum() - h.clamp(min=torch.finfo(h.dtype).tiny).log_().sum()
 
 
-@torch.no_grad()
+@without_grad
 def gibbs_chain(layer, h_data: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
     """Run ``layer``'s Gibbs chain k steps; return the model's visible state and its hidden pre-activation.
 

@@ -54,7 +54,7 @@ class GaussianRBM(EnergyLayer):
         """``U(v) = sum_i (v_i - b_i)^2 / (2 s_i^2)``."""
         return ((v - self.visible_bias) / self.visible_scale()).pow(2).sum(1) / 2
 
-    def add_visible_gradients(self, v_data, v_model, weight_grad):
+    def add_visible_gradients(self, v_data, v_model, weight_grad, into, with_gap):
         """``db = (mean(v_model) - mean(v_data)) / s^2``; with ``learn_std``, ``d log s`` too.
 
         ``dF/ds_i = -(v_i - b_i)^2 / s_i^3 - sum_j h_j W_ji v_i / s_i^2``, whose hidden
@@ -64,9 +64,9 @@ class GaussianRBM(EnergyLayer):
         scale = self.visible_scale()
         data, model = (v_data - self.visible_bias) / scale, (v_model - self.visible_bias) / scale
         add_gradient(self.visible_bias, (model.mean(0) - data.mean(0)) / scale)
-        quadratic = (data.pow(2).mean(0) - model.pow(2).mean(0)) / 2
+        quadratic = (data.pow(2).mean(0) - model.pow(2).mean(0)) / 2 if with_gap or self.log_std.requires_grad else None
         if self.log_std.requires_grad:
             inside = (self.log_std.exp() >= self.hparams["min_std"]) & (self.log_std.exp() <= MAX_STD)
             grad_scale = -2 * quadratic / scale - (self.weight * weight_grad).sum(0) / scale
             add_gradient(self.log_std, grad_scale * scale * inside)
-        return quadratic.sum()
+        return quadratic.sum() if with_gap else None

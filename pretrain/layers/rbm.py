@@ -54,11 +54,16 @@ class BernoulliRBM(EnergyLayer):
         """``U(v) = -b.v``."""
         return -(v @ self.visible_bias)
 
-    def add_visible_gradients(self, v_data, v_model, weight_grad):
+    def foldable_parameters(self):
+        """The weight and both biases."""
+        return super().foldable_parameters() + [self.visible_bias]
+
+    def add_visible_gradients(self, v_data, v_model, weight_grad, into, with_gap):
         """``db = mean(v_model) - mean(v_data)``; the visible gap is ``b.db``."""
         grad = v_model.sum(0).div_(v_model.shape[0]).sub_(v_data.sum(0), alpha=1 / v_data.shape[0])
-        add_gradient(self.visible_bias, grad)
-        return self.visible_bias @ grad
+        gap = self.visible_bias @ grad if with_gap else None
+        add_gradient(self.visible_bias, grad, into)
+        return gap
 
     def init_from_data(self, v):
         """With ``visible_init=data``, visible biases ``log(p / (1 - p))`` of the mean input (Hinton 2010, s. 8)."""

@@ -99,6 +99,7 @@ def epoch_metrics(layer: Layer, train: torch.Tensor, val: torch.Tensor, batch_si
 
 
 @timed("training epochs")
+@torch.no_grad()  # once per epoch, not per step (:mod:`pretrain.core.nograd`); autograd layers turn it back on
 def run_epoch(layer: Layer, optimizer: Optimizer, x: torch.Tensor, batch_size: int,
               progress: Optional[str] = None, with_loss: bool = True) -> Optional[float]:
     """One pass over ``x`` in a fresh random order (rank 0's, under torchrun); returns the mean loss

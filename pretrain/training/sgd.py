@@ -31,6 +31,8 @@ from typing import Any, Dict, Iterable, List, Tuple
 
 import torch
 
+from ..core.nograd import without_grad
+
 
 class SGD:
     """SGD over ``groups`` (dicts with ``params`` and an optional ``weight_decay``) at rate ``lr``."""
@@ -48,7 +50,7 @@ class SGD:
         """Every parameter, group after group: the numbering of :meth:`state_dict`."""
         return [p for group in self.param_groups for p in group["params"]]
 
-    @torch.no_grad()
+    @without_grad
     def fold(self, parameters: Iterable[torch.Tensor]) -> Dict[torch.Tensor, Tuple[torch.Tensor, float]]:
         """Where the coming gradient ``g`` of each of ``parameters`` goes at once, as ``(buffer, scale)``:
         the caller adds ``scale * g`` to ``buffer`` (in its matrix products, as a hand-written loop does)
@@ -75,7 +77,7 @@ class SGD:
                 self.folded[p] = lr
         return targets
 
-    @torch.no_grad()
+    @without_grad
     def step(self) -> None:
         """One update of every parameter that has a ``.grad`` (as torch, the others are left alone), and the
         last move of those that :meth:`fold` sent to their velocity."""

@@ -29,13 +29,12 @@ class BernoulliRBM(_LayerTransformer):
     [0, 1] and are not rescaled.
 
     Speed: it trains through the same loop as ``pretrain`` (the closed-form
-    PCD gradient written into ``.grad``, then :mod:`pretrain.training.sgd`), so each
-    minibatch pays about 30 torch operations and an optimizer step, some
-    0.15 ms of fixed cost on a shared 2-core machine where scikit-learn's
-    whole numpy step takes 0.06 ms: on the 8x8 digits at ``batch_size=10``
-    scikit-learn is about 2.3x faster, while on 28x28 images at batch 100
-    this one is about 1.4x faster (one thread each;
-    ``examples/benchmarks/rbm_throughput.py`` measures both).
+    PCD update folded into the parameters, :mod:`pretrain.training.sgd`), so each
+    minibatch pays about 25 torch operations, some 0.2 ms on a 2-core machine
+    where scikit-learn's whole numpy step takes about 0.12 ms: on the 8x8 digits at
+    ``batch_size=10`` scikit-learn is 1.6-2x faster, while on 28x28 images at
+    batch 100 this one is about 1.8x faster
+    (``examples/benchmarks/rbm_throughput.py`` measures both).
 
     Parameters
     ----------

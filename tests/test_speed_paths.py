@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from pretrain.core.batches import device_batches
-from pretrain.training.greedy import layer_optimizer, run_epoch
+from pretrain.training.greedy import LOSS_EVERY, layer_optimizer, run_epoch
 from pretrain.layers import LayerSpec
 
 RBM_SPECS = ["rbm:7", "rbm:7,pcd=true", "rbm:7,k=3", "rbm:7,negative_visible=sample,pcd=true",
@@ -206,3 +206,27 @@ def test_the_reported_loss_estimates_the_whole_batch_gap_without_bias(spec, digi
     reported, whole = torch.tensor(reported), torch.tensor(whole)
     standard_error = reported.std() / len(reported) ** 0.5
     assert abs(reported.mean() - whole.mean()) < 4 * standard_error, (reported.mean(), whole.mean(), standard_error)
+
+
+@pytest.mark.parametrize("spec", ["rbm:8", "ae:8"])
+def test_the_epoch_loss_is_the_mean_of_the_losses_it_asked_for(spec, digits_unit):
+    """An RBM is asked for its loss at every LOSS_EVERY-th minibatch; an autoencoder returns one at every
+    step and each counts. The epoch's figure is their row-weighted mean (a last batch of 37 rows included)."""
+    layer = LayerSpec.parse(spec).build(64, "unit")
+    asked, returned = [], []
+    accumulate = layer.accumulate_gradients
+
+    def recording(batch, into=None, with_loss=True):
+        asked.append(with_loss)
+        loss = accumulate(batch, into, with_loss)
+        returned.append(None if loss is None else (float(loss), batch.shape[0]))
+        return loss
+
+    layer.accumulate_gradients = recording
+    x = digits_unit[:12 * 100 + 37]
+    loss = run_epoch(layer, layer_optimizer(layer, 0.01), x, batch_size=100)
+    assert asked == [step % LOSS_EVERY == 0 for step in range(13)]
+    counted = [r for r in returned if r is not None]
+    assert len(counted) == (13 if spec.startswith("ae") else len(range(0, 13, LOSS_EVERY)))
+    expected = sum(value * rows for value, rows in counted) / sum(rows for _, rows in counted)
+    assert loss == pytest.approx(expected, rel=1e-5)

@@ -18,7 +18,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from pretrain.core.errors import LayerwiseError
 from pretrain.layers import get_layer_class
-from pretrain.sklearn import Autoencoder, BernoulliRBM, GaussianRBM, StackedPretrainer
+from pretrain.sklearn import Autoencoder, BernoulliRBM, ConvAutoencoder, ConvRBM, GaussianRBM, StackedPretrainer
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "sklearn_pipeline.py"
 
@@ -139,7 +139,7 @@ def test_gibbs_draws_a_fresh_sample_each_call(digits):
     assert first.dtype == bool and not np.array_equal(first, second)
 
 
-@pytest.mark.parametrize("estimator_class", [GaussianRBM, Autoencoder])
+@pytest.mark.parametrize("estimator_class", [GaussianRBM, Autoencoder, ConvAutoencoder, ConvRBM])
 def test_every_layer_option_is_a_constructor_parameter(estimator_class):
     options = set(get_layer_class(estimator_class.kind).options)
     assert options <= set(estimator_class().get_params())

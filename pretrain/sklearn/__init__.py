@@ -7,14 +7,16 @@
   unchanged; scikit-learn's own test module passes against it
   (``tests/test_sklearn_upstream.py``);
 * :class:`GaussianRBM` (the ``grbm`` options) and :class:`Autoencoder` (the
-  ``ae`` options) are single layers of the other kinds;
+  ``ae`` options) are single layers of the other dense kinds;
+* :class:`ConvAutoencoder` (``cae``) and :class:`ConvRBM` (``crbm``) are
+  convolutional layers over rows that are flattened images (``image_shape``);
 * :class:`StackedPretrainer` pretrains a whole stack greedily with
   :func:`pretrain.pretrain_stack` (each layer's codes computed once and cached)
   and ``transform`` gives the top layer's codes.
 
 One estimator per file; the layer estimators' parameters and constraints are
 derived from the layers' option declarations (see :mod:`pretrain.sklearn._base`).
-All four are transformers for ``Pipeline`` and ``GridSearchCV``. The layers are
+All six are transformers for ``Pipeline`` and ``GridSearchCV``. The layers are
 those ``pretrain -l KIND:UNITS`` builds and :func:`pretrain.training.greedy.run_epoch`
 trains them: there is no second training loop here. Float32 input is fitted
 and transformed in float32, float64 in float64, as scikit-learn does. Sparse
@@ -32,7 +34,9 @@ Example::
 """
 from .autoencoder import Autoencoder
 from .bernoulli_rbm import BernoulliRBM
+from .conv_autoencoder import ConvAutoencoder
+from .conv_rbm import ConvRBM
 from .gaussian_rbm import GaussianRBM
 from .stacked import StackedPretrainer
 
-__all__ = ["Autoencoder", "BernoulliRBM", "GaussianRBM", "StackedPretrainer"]
+__all__ = ["Autoencoder", "BernoulliRBM", "ConvAutoencoder", "ConvRBM", "GaussianRBM", "StackedPretrainer"]

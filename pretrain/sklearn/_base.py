@@ -94,6 +94,7 @@ class _LayerTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
     """
 
     kind = ""
+    default_components = 256
     default_batch_size = 100
     #: layer options the estimator sets itself, whatever its parameters.
     fixed_options: dict = {}
@@ -101,12 +102,17 @@ class _LayerTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
     option_parameters = True
     #: what to try when a fit diverges, appended to the error message.
     divergence_hint = "lower learning_rate"
+    #: name -> (default, scikit-learn constraints): parameters of this class alone, before ``verbose``.
+    extra_parameters: dict = {}
 
     def __init_subclass__(cls, **kwargs):
         """Derive ``__init__`` and ``_parameter_constraints`` from the declarations (see the module docstring)."""
         super().__init_subclass__(**kwargs)
+        if not cls.kind:  # a shared base such as _ImageTransformer: no layer of its own
+            return
         layer_cls = get_layer_class(cls.kind)
-        defaults = {"learning_rate": layer_cls.default_lr, "batch_size": cls.default_batch_size}
+        defaults = {"n_components": cls.default_components, "learning_rate": layer_cls.default_lr,
+                    "batch_size": cls.default_batch_size}
         options = [replace(o, default=defaults.get(o.name, o.default)) for o in FIT_OPTIONS]
         options += cls._option_parameters(layer_cls)
         keyword = inspect.Parameter.KEYWORD_ONLY
@@ -114,11 +120,12 @@ class _LayerTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
                       inspect.Parameter(options[0].name, inspect.Parameter.POSITIONAL_OR_KEYWORD,
                                         default=options[0].default)]
         parameters += [inspect.Parameter(o.name, keyword, default=o.default) for o in options[1:]]
+        run_parameters = {**cls.extra_parameters, **RUN_PARAMETERS}
         parameters += [inspect.Parameter(name, keyword, default=default)
-                       for name, (default, _) in RUN_PARAMETERS.items()]
+                       for name, (default, _) in run_parameters.items()]
         cls.__init__ = _make_init(inspect.Signature(parameters))
         cls._parameter_constraints = {**{o.name: o.constraints() for o in options},
-                                      **{name: rule for name, (_, rule) in RUN_PARAMETERS.items()}}
+                                      **{name: rule for name, (_, rule) in run_parameters.items()}}
 
     @classmethod
     def _option_parameters(cls, layer_cls) -> list:
@@ -140,7 +147,7 @@ class _LayerTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         """Fit the layer to ``X`` [n_samples, n_features]; ``y`` is ignored."""
-        x = dense_input(self, X, reset=True)
+        x = self._layer_input(dense_input(self, X, reset=True))
         self.random_state_ = check_random_state(self.random_state)
         with self._seeded(self.random_state_):
             self._build(x)
@@ -157,7 +164,7 @@ class _LayerTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
     def partial_fit(self, X, y=None):
         """One update with ``X`` as one minibatch; the first call builds the layer."""
         first_call = not hasattr(self, "layer_")
-        x = dense_input(self, X, reset=first_call)
+        x = self._layer_input(dense_input(self, X, reset=first_call))
         if first_call:
             self.random_state_ = check_random_state(self.random_state)
         with self._seeded(self.random_state_):
@@ -169,7 +176,8 @@ class _LayerTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
     def transform(self, X):
         """The layer's code of ``X``: ``p(h=1|v)`` for RBMs, the encoder output for autoencoders."""
         check_is_fitted(self)
-        return self._map_rows(self.layer_, dense_input(self, X, reset=False))
+        codes = self._map_rows(self.layer_, self._layer_input(dense_input(self, X, reset=False)))
+        return codes.reshape(len(codes), -1)
 
     @property
     def components_(self) -> np.ndarray:
@@ -203,7 +211,11 @@ class _LayerTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         self.layer_ = spec.build(x.shape[1:], self._input_range(x)).to(device=device, dtype=x.dtype)
         self.layer_.init_from_data(x[:INIT_ROWS].to(device))
         self.optimizer_ = layer_optimizer(self.layer_, self.learning_rate)
-        self._n_features_out = self.n_components
+        self._n_features_out = int(np.prod(self.layer_.output_shape))
+
+    def _layer_input(self, x: torch.Tensor) -> torch.Tensor:
+        """Rows as the layer takes them: as they are for a dense kind (see :class:`_ImageTransformer`)."""
+        return x
 
     def _update(self, x: torch.Tensor, batch_size: int, stage: str) -> None:
         """One :func:`run_epoch` over ``x``; stop with a hint when a weight is no longer finite.
@@ -235,3 +247,40 @@ class _LayerTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
     @staticmethod
     def _numpy(tensor: torch.Tensor) -> np.ndarray:
         return tensor.detach().cpu().numpy()
+
+
+class _ImageTransformer(_LayerTransformer):
+    """A convolutional layer over rows that are flattened images ``[n_samples, C * H * W]``.
+
+    ``image_shape`` ``(C, H, W)`` says how a row unflattens (C-order, as
+    ``images.reshape(len(images), -1)`` flattens ``[N, C, H, W]``); None reads a
+    row of ``n`` features as a single-channel square image when ``n`` is a
+    square, otherwise as a ``1 x n`` signal. ``n_components`` is the number of
+    filters; ``transform`` gives the pooled maps, flattened ``[n_samples, filters * h * w]``;
+    ``components_`` the filters, one row each ``[filters, C * kernel * kernel]``.
+    """
+
+    default_components = 32  # filters: each is applied at every position
+    extra_parameters = {"image_shape": (None, [tuple, list, None])}
+
+    def _image_shape(self, n_features: int) -> tuple:
+        if self.image_shape is None:
+            side = int(round(n_features ** 0.5))
+            return (1, side, side) if side * side == n_features else (1, 1, n_features)
+        shape = tuple(int(d) for d in self.image_shape)
+        if len(shape) != 3 or min(shape) < 1 or int(np.prod(shape)) != n_features:
+            raise LayerwiseError(f"{type(self).__name__}(image_shape={self.image_shape!r}) does not unflatten rows of "
+                                 f"{n_features} features: give (channels, height, width) whose product is {n_features}")
+        return shape
+
+    def _layer_input(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(len(x), *self._image_shape(x.shape[1]))
+
+    def _input_range(self, x: torch.Tensor) -> str:
+        """``unit`` for inputs in [0, 1] (binary visible units, cross-entropy), ``real`` otherwise."""
+        return "unit" if bool(x.min() >= 0 and x.max() <= 1) else "real"
+
+    @property
+    def components_(self) -> np.ndarray:
+        """The filters, one per row: [n_components, channels * kernel * kernel]."""
+        return self._numpy(self.layer_.weight).reshape(self.n_components, -1)

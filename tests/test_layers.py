@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from pretrain.core.errors import LayerwiseError
-from pretrain.training.greedy import layer_optimizer, run_epoch
+from pretrain.training.epoch import layer_optimizer, run_epoch
 from pretrain.layers import LayerSpec, build_layer, get_layer_class, list_layers
 
 KINDS = list_layers()

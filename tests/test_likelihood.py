@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from cli_checks import assert_failure, assert_usage_error
 from pretrain.cli import main
 from pretrain.core.errors import LayerwiseError
-from pretrain.training.greedy import layer_optimizer, run_epoch
+from pretrain.training.epoch import layer_optimizer, run_epoch
 from pretrain.layers import LayerSpec
 from pretrain.likelihood import (DEFAULT_BETAS, ais_log_partition, beta_schedule, binarise, exact_log_partition,
                                  log_likelihood)

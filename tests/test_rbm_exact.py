@@ -3,7 +3,7 @@ import itertools
 
 import torch
 
-from pretrain.training.greedy import layer_optimizer, run_epoch
+from pretrain.training.epoch import layer_optimizer, run_epoch
 from pretrain.layers import LayerSpec
 from pretrain.layers.base import bernoulli_sample
 

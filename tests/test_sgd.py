@@ -6,7 +6,7 @@ import torch
 import pretrain
 from pretrain.layers import LayerSpec
 from pretrain.training.adam import Adam
-from pretrain.training.greedy import layer_optimizer, run_epoch
+from pretrain.training.epoch import layer_optimizer, run_epoch
 from pretrain.training.sgd import SGD
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from pretrain.core.batches import device_batches
-from pretrain.training.greedy import LOSS_EVERY, layer_optimizer, run_epoch
+from pretrain.training.epoch import LOSS_EVERY, layer_optimizer, run_epoch
 from pretrain.layers import LayerSpec
 
 RBM_SPECS = ["rbm:7", "rbm:7,pcd=true", "rbm:7,k=3", "rbm:7,negative_visible=sample,pcd=true",

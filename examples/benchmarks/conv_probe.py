@@ -26,7 +26,7 @@ from finetune.training.probe import fit_linear_head
 from pretrain import load_data
 from pretrain.core.batches import map_batches
 from pretrain.layers import LayerSpec
-from pretrain.training.greedy import layer_optimizer, run_epoch
+from pretrain.training.epoch import layer_optimizer, run_epoch
 
 VARIANTS = [("cae:32", 0), ("cae:32", 1), ("cae:32,noise=none", 1), ("cae:32,act=sigmoid", 1),
             ("cae:32,noise=mask:0.5", 1), ("crbm:32,sparsity=0.05,momentum=0.9", 1),

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from pretrain.layers import LayerSpec
-from pretrain.training.greedy import layer_optimizer
+from pretrain.training.epoch import layer_optimizer
 
 CASES = [("cae:32", (1, 28, 28)), ("cae:64,kernel=3", (32, 14, 14)),
          ("crbm:32", (1, 28, 28)), ("crbm:64,kernel=3", (32, 14, 14))]

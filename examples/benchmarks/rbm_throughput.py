@@ -36,7 +36,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 from pretrain import pretrain_stack
 from pretrain.data.specs import load_data
-from pretrain.training.greedy import layer_optimizer, run_epoch
+from pretrain.training.epoch import layer_optimizer, run_epoch
 from pretrain.layers import LayerSpec
 from pretrain.layers.base import bernoulli_sample
 from pretrain.data.preprocess import Preprocessing

@@ -23,7 +23,7 @@ from rbm_throughput import ALGORITHMS, BATCH, FASHION_MNIST, HIDDEN, LAYERWISE, 
 
 from pretrain.data.specs import load_data  # noqa: E402
 from pretrain.layers import LayerSpec  # noqa: E402
-from pretrain.training.greedy import layer_optimizer, run_epoch  # noqa: E402
+from pretrain.training.epoch import layer_optimizer, run_epoch  # noqa: E402
 
 
 def medians(x: torch.Tensor, algorithm: str, rounds: int) -> dict:

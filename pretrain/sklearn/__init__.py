@@ -17,7 +17,7 @@
 One estimator per file; the layer estimators' parameters and constraints are
 derived from the layers' option declarations (see :mod:`pretrain.sklearn._base`).
 All six are transformers for ``Pipeline`` and ``GridSearchCV``. The layers are
-those ``pretrain -l KIND:UNITS`` builds and :func:`pretrain.training.greedy.run_epoch`
+those ``pretrain -l KIND:UNITS`` builds and :func:`pretrain.training.epoch.run_epoch`
 trains them: there is no second training loop here. Float32 input is fitted
 and transformed in float32, float64 in float64, as scikit-learn does. Sparse
 input is made dense up front: the weights are dense and torch trains on dense

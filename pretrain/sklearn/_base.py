@@ -22,7 +22,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ..core.errors import LayerwiseError
 from ..core.batches import map_batches
 from ..core.device import resolve_device
-from ..training.greedy import layer_optimizer, run_epoch
+from ..training.epoch import layer_optimizer, run_epoch
 from ..layers import LayerSpec, Option, get_layer_class
 
 #: rows the data-dependent initialisation looks at (as the greedy trainer).
@@ -87,7 +87,7 @@ class _LayerTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
     """One layer of the registered kind ``kind``; ``transform`` gives its deterministic code.
 
     ``fit`` builds the layer, initialises it from the data and runs ``n_iter``
-    passes of :func:`pretrain.training.greedy.run_epoch` (shuffled minibatches of
+    passes of :func:`pretrain.training.epoch.run_epoch` (shuffled minibatches of
     ``batch_size``); ``partial_fit`` takes one update with ``X`` as a single
     minibatch, as scikit-learn's ``BernoulliRBM.partial_fit`` does. The trained
     torch layer is ``layer_``, its optimizer ``optimizer_``.

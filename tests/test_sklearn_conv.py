@@ -50,6 +50,7 @@ def test_transform_is_the_layers_cnn_body_on_the_unflattened_images(estimator_cl
     assert model.components_.shape == (4, 3 * 3 * 3)
 
 
-def test_an_image_shape_that_does_not_fit_the_rows_names_the_fix(digits):
-    with pytest.raises(LayerwiseError, match=r"image_shape=\(1, 7, 9\).*product is 64"):
-        ConvRBM(n_components=4, image_shape=(1, 7, 9)).fit(digits[0])
+@pytest.mark.parametrize("image_shape", [(1, 7, 9), (1, 8), (1, "8", 8), (1, 8.0, 8)])
+def test_an_image_shape_that_does_not_fit_the_rows_names_the_fix(image_shape, digits):
+    with pytest.raises(LayerwiseError, match=r"image_shape=.*give \(channels, height, width\) whose product is 64"):
+        ConvRBM(n_components=4, image_shape=image_shape).fit(digits[0])

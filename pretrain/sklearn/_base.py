@@ -65,6 +65,11 @@ def dense_input(estimator, X, reset: bool) -> torch.Tensor:
     return as_tensor(X)
 
 
+def observed_range(x: torch.Tensor) -> str:
+    """``unit`` where every input lies in [0, 1], ``real`` otherwise: the range a data-driven layer is built for."""
+    return "unit" if bool(x.min() >= 0 and x.max() <= 1) else "real"
+
+
 def as_tensor(X) -> torch.Tensor:
     """A dense 2-D float array or sparse matrix as a CPU tensor, copied only when torch needs it."""
     dense = X.toarray() if sp.issparse(X) else X
@@ -267,8 +272,8 @@ class _ImageTransformer(_LayerTransformer):
         if self.image_shape is None:
             side = int(round(n_features ** 0.5))
             return (1, side, side) if side * side == n_features else (1, 1, n_features)
-        shape = tuple(int(d) for d in self.image_shape)
-        if len(shape) != 3 or min(shape) < 1 or int(np.prod(shape)) != n_features:
+        shape = tuple(d for d in self.image_shape if isinstance(d, (int, np.integer)) and not isinstance(d, bool))
+        if len(shape) != 3 or len(self.image_shape) != 3 or min(shape) < 1 or int(np.prod(shape)) != n_features:
             raise LayerwiseError(f"{type(self).__name__}(image_shape={self.image_shape!r}) does not unflatten rows of "
                                  f"{n_features} features: give (channels, height, width) whose product is {n_features}")
         return shape
@@ -277,8 +282,8 @@ class _ImageTransformer(_LayerTransformer):
         return x.reshape(len(x), *self._image_shape(x.shape[1]))
 
     def _input_range(self, x: torch.Tensor) -> str:
-        """``unit`` for inputs in [0, 1] (binary visible units, cross-entropy), ``real`` otherwise."""
-        return "unit" if bool(x.min() >= 0 and x.max() <= 1) else "real"
+        """Binary visible units and cross-entropy for inputs in [0, 1], Gaussian units and squared error otherwise."""
+        return observed_range(x)
 
     @property
     def components_(self) -> np.ndarray:

@@ -1,6 +1,6 @@
 """The ``ae`` layer as a scikit-learn transformer."""
 from ..core.errors import LayerwiseError
-from ._base import _LayerTransformer
+from ._base import _LayerTransformer, observed_range
 
 
 class Autoencoder(_LayerTransformer):
@@ -22,8 +22,8 @@ class Autoencoder(_LayerTransformer):
     kind = "ae"
 
     def _input_range(self, x):
-        in_unit_range = bool(x.min() >= 0 and x.max() <= 1)
-        if self.loss == "ce" and not in_unit_range:
+        input_range = observed_range(x)
+        if self.loss == "ce" and input_range != "unit":
             raise LayerwiseError("Autoencoder(loss='ce') needs inputs in [0, 1]: scale them first "
                                  "(e.g. MinMaxScaler) or use loss='mse'")
-        return "unit" if in_unit_range else "real"
+        return input_range

@@ -16,8 +16,10 @@ import click
 
 from . import __version__
 from .data.specs import DATA_ENV, DEFAULT_DATA_DIR, describe_specs
-from .core.device import DEVICES
+from .core.device import DEVICES, watch_cores
 from .core.errors import LayerwiseError
+
+watch_cores()  # a command's thread policy measures the other processes over its own imports and parsing
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "show_default": True, "max_content_width": 100}
 

@@ -6,7 +6,9 @@ import time
 
 import pytest
 
-from pretrain.core.device import busy_cores_elsewhere, free_cores, set_threads, usable_cores, CHOICE
+from pretrain.core import device
+from pretrain.core.device import (CHOICE, WINDOW_S, busy_cores_elsewhere, free_cores, set_threads, usable_cores,
+                                  watch_cores)
 
 SPIN = "import time\nend = time.time() + 30\nwhile time.time() < end: pass"
 
@@ -44,3 +46,32 @@ def test_the_choice_is_recorded():
     chosen = set_threads(0)
     assert 1 <= chosen <= usable_cores() and "usable cores" in CHOICE["why"]
     set_threads(1)  # the suite's setting (conftest)
+
+
+def spin(seconds: float) -> None:
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
+@pytest.mark.alone
+def test_a_window_opened_as_the_command_starts_is_not_slept_again_and_our_own_work_is_not_counted():
+    """The commands open the window as they start (their imports fill it); this process's own work in it,
+    one core spinning here, is not another process's."""
+    before = busy(min)
+    watch_cores()
+    spin(2 * WINDOW_S)
+    started = time.perf_counter()
+    during = busy_cores_elsewhere()
+    assert time.perf_counter() - started < WINDOW_S / 2  # closed at once, no second sleep
+    assert during <= before + 0.5, (before, during)
+
+
+def test_an_old_window_is_dropped_for_a_fresh_one(monkeypatch):
+    watch_cores()
+    opened_at, times = device._WATCH["opened"]
+    monkeypatch.setitem(device._WATCH, "opened", (opened_at - device.MAX_WINDOW_S - 1, times))
+    started = time.perf_counter()
+    busy_cores_elsewhere()
+    assert time.perf_counter() - started >= WINDOW_S * 0.9 and "opened" not in device._WATCH
+

@@ -17,8 +17,12 @@ from .errors import LayerwiseError
 DEVICES = ("auto", "cpu", "cuda")
 #: seconds over which the other processes' use of the cores is measured (0.15 s: 15 jiffies of 2 cores at 100 Hz)
 WINDOW_S = 0.15
+#: the longest window a command's early :func:`watch_cores` may give (older news is not "now")
+MAX_WINDOW_S = 3.0
 #: how the last :func:`set_threads` chose: recorded in stack.json and shown by --profile
 CHOICE = {}
+#: the window :func:`watch_cores` opened: (its perf_counter time, :func:`_cpu_times` then)
+_WATCH = {}
 
 
 def resolve_device(device: str = "auto"):
@@ -42,18 +46,34 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
+def watch_cores() -> None:
+    """Open the window of :func:`busy_cores_elsewhere` now; its next call closes it.
+
+    The commands call this as they start, so the window spans their imports and argument
+    parsing (torch's import: 1.3 s here) instead of a sleep of ``WINDOW_S`` when the threads are set.
+    """
+    try:
+        _WATCH["opened"] = (time.perf_counter(), _cpu_times())
+    except OSError:
+        pass
+
+
 def busy_cores_elsewhere(window: float = WINDOW_S) -> float:
     """How many cores other processes keep busy now: the machine's busy time over ``window`` seconds
     (``/proc/stat``) minus this process's own (``/proc/self/stat``), in cores.
 
     A window of the present, unlike the 1-minute load average, which still counts a run that
     ended seconds ago (it decays over about a minute) and so starved the second of two commands
-    run back to back (issue 18). Where ``/proc`` is missing, the load average stands in.
+    run back to back (issue 18). Where ``/proc`` is missing, the load average stands in. A window
+    opened by :func:`watch_cores` at most ``MAX_WINDOW_S`` ago is closed here, after sleeping only
+    what it lacks of ``window``; an older one is dropped for a fresh one.
     """
+    opened = _WATCH.pop("opened", None)
     try:
-        before = _cpu_times()
-        time.sleep(window)
-        after = _cpu_times()
+        if opened is None or time.perf_counter() - opened[0] > MAX_WINDOW_S:
+            opened = time.perf_counter(), _cpu_times()
+        time.sleep(max(0.0, window - (time.perf_counter() - opened[0])))
+        before, after = opened[1], _cpu_times()
     except OSError:
         return float(os.getloadavg()[0])
     busy, total, own = (a - b for a, b in zip(after, before))

@@ -99,8 +99,9 @@ class Preprocessing:
         its float copy is ever whole in memory.
         """
         out = rows_file(path, len(rows), self.output_shape)
-        inputs = map_batches(lambda chunk: self(raw[chunk.numpy()]), rows, out=out)
-        return inputs.reshape(len(rows), *self.output_shape)
+        if out is None:  # written chunk by chunk into one tensor: no second copy to concatenate them
+            out = torch.empty((len(rows), *self.output_shape))
+        return map_batches(lambda chunk: self(raw[chunk.numpy()]), rows, out=out)
 
     def to_dict(self) -> Dict[str, Any]:
         out = {"mode": self.mode, "input_shape": list(self.input_shape), "lo": self.lo, "hi": self.hi,

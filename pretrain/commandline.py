@@ -6,7 +6,9 @@ both take their common pieces from here. Exit status: 2 for a usage mistake
 range, a missing argument), 1 for a failure (one ``Error: ...`` line: a
 missing file, a diverged run), 130 on Ctrl-C; never a traceback for either.
 """
+import atexit
 import functools
+import gc
 import math
 import re
 import sys
@@ -20,6 +22,10 @@ from .core.device import DEVICES, watch_cores
 from .core.errors import LayerwiseError
 
 watch_cores()  # a command's thread policy measures the other processes over its own imports and parsing
+# At exit the interpreter's last collection walks every object torch's import made (0.33 s of each command
+# here: 1.85 s -> 1.52 s for `import torch, finetune.study.experiment`); frozen, they are skipped and freed with
+# the process. Registered as the commands load, it runs before that collection and after all else.
+atexit.register(gc.freeze)
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "show_default": True, "max_content_width": 100}
 

@@ -19,6 +19,8 @@ own device), and every rank receives all results in task order, so rank 0
 reports exactly the rows of one process. A head fitted on cached features
 needs no data parallelism; a grid of cells does.
 """
+import atexit
+import gc
 import importlib
 import os
 import threading
@@ -58,6 +60,7 @@ def start_workers(jobs: int) -> None:
 def _import_what_cells_need() -> None:
     for module in WORKER_IMPORTS:
         importlib.import_module(module)
+    atexit.register(gc.freeze)  # as in the commands (pretrain.commandline): the worker's exit skips a last walk
 
 
 def _loky_is_active() -> bool:

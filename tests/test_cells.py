@@ -21,7 +21,6 @@ def test_results_come_in_task_order_and_the_costliest_tasks_start_first():
     assert [label for label, _ in results] == ["a", "b", "c", "d"]
     first_two = {label for label, _ in sorted(results, key=lambda result: result[1])[:2]}
     assert first_two == {"b", "d"}
-    assert not cells._STARTING  # the background start was joined, not left running
 
 
 def process_of(label):
@@ -38,6 +37,7 @@ def test_this_process_runs_tasks_while_the_workers_start_with_a_workers_threads(
 
     import torch
     before = torch.get_num_threads()
+    cells.start_workers(2).shutdown(wait=True)  # workers of an earlier test: a command starts afresh
     cells.start_workers(2)  # their imports take seconds: the first task cannot wait for them
     tasks = [(label,) for label in "abcdef"]
     results = cells.execute(process_of, tasks, jobs=2, threads=1)
@@ -53,11 +53,53 @@ def fails_on(label, failing):
     return label
 
 
+def fails_in_a_worker(label, parent):
+    import os
+    time.sleep(0.2)
+    if os.getpid() != parent:
+        raise ValueError(f"task {label} failed in a worker")
+    return label
+
+
 def test_a_failing_task_fails_the_whole_execution_wherever_it_ran():
+    import os
+
     import pytest
     cells.start_workers(2)
     with pytest.raises(ValueError, match="task a failed"):  # the first task: here, while the workers start
         cells.execute(fails_on, [(label, "a") for label in "abcd"], jobs=2, threads=1)
-    with pytest.raises(ValueError, match="task c failed"):  # no background start: in a worker
-        cells.execute(fails_on, [(label, "c") for label in "abcd"], jobs=2, threads=1)
-    assert not cells._STARTING
+    for ready in cells.start_workers(2).warmed_up:
+        ready.result()  # the worker is up: it takes a task as soon as the execution starts
+    with pytest.raises(ValueError, match="failed in a worker"):
+        cells.execute(fails_in_a_worker, [(label, os.getpid()) for label in "abcdefgh"], jobs=2, threads=1)
+
+
+def test_this_process_is_one_of_the_jobs():
+    """With jobs=3, this process and two workers share the tasks: three processes in all, no more."""
+    import os
+    executor = cells.start_workers(3)
+    for ready in executor.warmed_up:
+        ready.result()
+    results = cells.execute(process_of, [(label,) for label in "abcdefghijkl"], jobs=3, threads=1)
+    processes = {pid for _, pid, _ in results}
+    assert os.getpid() in processes and len(processes) == 3
+
+
+def test_another_joblib_backend_takes_every_task():
+    """Inside ``joblib.parallel_config(backend=...)`` (dask, ray: here joblib's threads) that backend runs the
+    tasks, in task order, the costliest first; none of loky's workers is started."""
+    import threading
+
+    from joblib import parallel_config
+
+    def thread_of(label):
+        time.sleep(0.1)
+        return label, threading.get_ident(), time.monotonic()
+
+    with parallel_config(backend="threading"):
+        assert cells.start_workers(2) is None
+        results = cells.execute(thread_of, [(label,) for label in "abcd"], jobs=2, threads=1,
+                                cost=lambda task: "dcba".index(task[0]))
+    assert [label for label, _, _ in results] == list("abcd")
+    assert threading.get_ident() not in {thread for _, thread, _ in results}
+    assert {label for label, _, _ in sorted(results, key=lambda result: result[2])[:2]} == {"a", "b"}

@@ -2,16 +2,19 @@
 
 A comparison is a grid of cells (source x schedule x budget x seed) that
 share nothing but read-only inputs, so they can run anywhere. With
-``jobs=1`` they run one after the other in this process; with more, joblib
-runs them in that many worker processes, each with its share of the cores
-(``torch.set_num_threads``), and returns the results in task order, so the
-numbers are those of ``jobs=1``. The workers start in the background as soon
-as the command knows it will need them (:func:`start_workers`), so their
-imports overlap this process reading the data and the sources, and the
-longest tasks go first, so that no long one is left running alone at the end.
-joblib's active backend decides where the workers live: inside
+``jobs=1`` they run one after the other in this process; with ``jobs=N``
+this process and N - 1 worker processes (loky's, joblib's default backend)
+take them one at a time from one queue, each with its share of the cores
+(``torch.set_num_threads``), and the results come back in task order, so the
+numbers are those of ``jobs=1``. This process is one of the N: a worker more
+would cost its imports (torch, scikit-learn: ~2.3 s of a core each) and then
+share a core with an idle parent. The workers start as soon as the command
+knows it will need them (:func:`start_workers`), so their imports overlap this
+process reading the data and the sources, and the longest tasks go first, so
+that no long one is left running alone at the end. Large arrays reach the
+workers memory-mapped (joblib's memmapping executor), not pickled. Inside
 ``with joblib.parallel_config(backend="dask"):`` (or ``"ray"``) the cells go to
-that cluster without code of ours.
+that cluster instead, through ``Parallel(n_jobs=N)``, without code of ours.
 
 Under ``torchrun`` the same executor spreads the cells over the processes
 instead: rank r runs tasks r, r + N, r + 2N, ... (each cell whole, on its
@@ -24,14 +27,12 @@ import gc
 import importlib
 import os
 import threading
-from typing import Callable, Dict, Iterable, List, Optional
+from typing import Callable, Iterable, List, Optional
 
 from pretrain.core.distributed import gather_objects, launched, rank, world_size
 
-#: what a worker imports while it waits for its first cell: the module of the cells' function.
-WORKER_IMPORTS = ("finetune.study.experiment",)
-#: the background starts of :func:`start_workers`, by number of workers, until :func:`execute` joins them.
-_STARTING: Dict[int, threading.Thread] = {}
+#: what a worker imports while it waits for its first cell: the cells' function and what cells import later.
+WORKER_IMPORTS = ("finetune.study.experiment", "sklearn.model_selection", "sklearn.metrics", "scipy.optimize")
 
 
 def threads_per_job(jobs: int, threads: int = 0) -> int:
@@ -39,22 +40,21 @@ def threads_per_job(jobs: int, threads: int = 0) -> int:
     return threads or max(1, (os.cpu_count() or 1) // jobs)
 
 
-def start_workers(jobs: int) -> None:
-    """Start joblib's ``jobs`` worker processes now, in a background thread, each importing
-    :data:`WORKER_IMPORTS`; the next ``Parallel(n_jobs=jobs)`` reuses them (loky keeps its executor).
+def start_workers(jobs: int):
+    """The ``jobs - 1`` worker processes that join this one for the cells, started now if they are not
+    running yet, each importing :data:`WORKER_IMPORTS` first; None where cells run here alone (one job,
+    under torchrun) or on another joblib backend (dask, ray).
 
-    Measured on 2 cores: a worker's imports take ~4 s, the command's own reading of the data and
-    sources 1.6 s (digits) to ~6 s (Fashion-MNIST); until the workers are up the command runs cells
-    itself (:func:`execute`). Nothing starts under torchrun or when another joblib backend (dask,
-    ray) is active.
+    Measured on 2 cores: a worker's imports take 2-4 s, the command's own reading of the data and
+    sources 1.6 s (digits) to ~6 s (Fashion-MNIST); meanwhile this process runs cells (:func:`execute`).
     """
-    if jobs < 2 or launched() or jobs in _STARTING or not _loky_is_active():
-        return
-    from joblib import Parallel, delayed
-    calls = [delayed(_import_what_cells_need)() for _ in range(jobs)]
-    thread = threading.Thread(target=lambda: Parallel(n_jobs=jobs)(calls), daemon=True)
-    thread.start()
-    _STARTING[jobs] = thread
+    if jobs < 2 or launched() or not _loky_is_active():
+        return None
+    from joblib.executor import get_memmapping_executor
+    executor = get_memmapping_executor(jobs - 1)  # loky keeps one executor per process: a second call reuses it
+    if len(getattr(executor, "warmed_up", ())) != jobs - 1:  # new, or resized: one import task per worker
+        executor.warmed_up = [executor.submit(_import_what_cells_need) for _ in range(jobs - 1)]
+    return executor
 
 
 def _import_what_cells_need() -> None:
@@ -70,13 +70,9 @@ def _loky_is_active() -> bool:
 
 def execute(function: Callable, tasks: Iterable[tuple], jobs: int = 1, threads: int = 0,
             cost: Optional[Callable[[tuple], float]] = None) -> List:
-    """``[function(*task) for task in tasks]``, in ``jobs`` worker processes when ``jobs > 1``, the
-    tasks of highest ``cost`` dispatched first (results still in task order).
-
-    While the workers of :func:`start_workers` are still importing, this process runs tasks itself, with
-    a worker's threads (so the numbers stay those of a worker); the workers take the rest as they come
-    up. Measured on the digits grid of ``examples/benchmarks/finetune_jobs.py``: the workers were ready
-    5.4 s after this process could have started its first cell.
+    """``[function(*task) for task in tasks]``, by this process and ``jobs - 1`` workers when ``jobs > 1``,
+    the tasks of highest ``cost`` taken first (results still in task order); a failing task fails the
+    whole execution, wherever it ran, and no task starts after it.
     """
     tasks = list(tasks)
     if world_size() > 1:
@@ -85,29 +81,32 @@ def execute(function: Callable, tasks: Iterable[tuple], jobs: int = 1, threads: 
         return [function(*task) for task in tasks]
     per_worker = threads_per_job(jobs, threads)
     order = sorted(range(len(tasks)), key=lambda i: -cost(tasks[i])) if cost else list(range(len(tasks)))
+    executor = start_workers(jobs)
+    if executor is None:  # another joblib backend: its own workers take every task
+        from joblib import Parallel, delayed
+        done = Parallel(n_jobs=jobs)(delayed(_in_worker)(function, per_worker, tasks[i]) for i in order)
+        return [result for _, result in sorted(zip(order, done))]
     queue, results = TaskQueue(order), [None] * len(tasks)
-    starting = _STARTING.pop(jobs, None)
-    workers = threading.Thread(target=queue.run_in_workers, args=(function, tasks, jobs, per_worker, starting,
-                                                                   results), daemon=True)
-    workers.start()
+    feeders = [threading.Thread(target=queue.feed, args=(executor, ready, function, per_worker, tasks, results),
+                                daemon=True) for ready in executor.warmed_up]
+    for feeder in feeders:
+        feeder.start()
     try:
-        while starting is not None and starting.is_alive():
-            index = queue.take()
-            if index is None:
-                break
+        while (index := queue.take()) is not None:
             results[index] = _in_worker(function, per_worker, tasks[index], restore=True)
     except BaseException:
         queue.stop()  # a failed task fails the run: the workers get no more
         raise
     finally:
-        workers.join()
+        for feeder in feeders:
+            feeder.join()
     if queue.error is not None:
         raise queue.error
     return results
 
 
 class TaskQueue:
-    """Task indices taken one at a time, by this process and by joblib's dispatching of the workers."""
+    """Task indices taken one at a time, by this process and by the threads that feed the workers."""
 
     def __init__(self, order: List[int]):
         self.pending, self.lock, self.error = list(reversed(order)), threading.Lock(), None
@@ -120,24 +119,16 @@ class TaskQueue:
         with self.lock:
             self.pending.clear()
 
-    def run_in_workers(self, function: Callable, tasks: List[tuple], jobs: int, threads: int,
-                       starting: Optional[threading.Thread], results: List) -> None:
-        """Once the workers are up, hand them the tasks left, one at a time, and file their results."""
-        from joblib import Parallel, delayed
-        taken: List[int] = []
-
-        def calls():
-            while (index := self.take()) is not None:
-                taken.append(index)
-                yield delayed(_in_worker)(function, threads, tasks[index])
+    def feed(self, executor, ready, function: Callable, threads: int, tasks: List[tuple], results: List) -> None:
+        """Once a worker is up (``ready``: the future of its imports), hand it a task at a time and file the
+        results, until the queue is empty or a task fails; until then this process takes the tasks."""
         try:
-            if starting is not None:  # the workers' background start must end before this Parallel takes them
-                starting.join()
-            done = Parallel(n_jobs=jobs, pre_dispatch="n_jobs", batch_size=1)(calls())
-            for index, result in zip(taken, done):
-                results[index] = result
+            ready.result()
+            while (index := self.take()) is not None:
+                results[index] = executor.submit(_in_worker, function, threads, tasks[index]).result()
         except BaseException as error:  # re-raised by execute, in the calling thread
             self.error = error
+            self.stop()
 
 
 def on_ranks(function: Callable, tasks: List[tuple]) -> List:

@@ -195,3 +195,22 @@ def test_sklearn_pipeline_example_runs_with_tiny_settings():
         "logistic regression on raw pixels", "scikit-learn BernoulliRBM + logistic",
         "layerwise BernoulliRBM + logistic"]
     assert all(0 < float(f1) <= 1 for _, f1, _ in rows)
+
+
+@pytest.mark.parametrize("batch_size, components, threads_in_fit", [(10, 100, 1), (100, 500, 2)])
+def test_small_products_fit_on_one_thread_and_the_callers_threads_are_put_back(monkeypatch, batch_size, components,
+                                                                               threads_in_fit):
+    """Digits at batch 10 (64,000 multiply-adds a product) run on one thread; batch 100 with 500
+    components (3.2 million) on the caller's two; either way the caller keeps its setting."""
+    import pretrain.sklearn._base as base
+    seen = []
+    real_epoch = base.run_epoch
+    monkeypatch.setattr(base, "run_epoch", lambda *a, **k: (seen.append(torch.get_num_threads()), real_epoch(*a, **k)))
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        x = load_digits().data[:200] / 16
+        BernoulliRBM(n_components=components, batch_size=batch_size, n_iter=2, random_state=0).fit(x)
+        assert seen == [threads_in_fit] * 2 and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

@@ -10,6 +10,7 @@ the functions so that ``--help`` never waits for it.
 """
 import os
 import time
+from contextlib import contextmanager
 from typing import Tuple
 
 from .errors import LayerwiseError
@@ -118,3 +119,15 @@ def set_threads(threads: int) -> int:
     torch.set_num_threads(chosen)
     CHOICE.update(threads=torch.get_num_threads(), why=why)
     return torch.get_num_threads()
+
+
+@contextmanager
+def torch_threads(threads: int):
+    """Run the ``with`` block with ``threads`` torch threads, then put back the number there was."""
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

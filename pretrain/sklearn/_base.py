@@ -9,7 +9,7 @@ its estimator with the same default and the same valid range.
 """
 import inspect
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import replace
 
 import numpy as np
@@ -21,7 +21,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..core.errors import LayerwiseError
 from ..core.batches import map_batches
-from ..core.device import resolve_device
+from ..core.device import resolve_device, torch_threads
 from ..training.epoch import layer_optimizer, run_epoch
 from ..layers import LayerSpec, Option, get_layer_class
 
@@ -29,6 +29,9 @@ from ..layers import LayerSpec, Option, get_layer_class
 INIT_ROWS = 10000
 #: rows on which ``verbose`` reports the reconstruction error after each iteration.
 MONITOR_ROWS = 1000
+#: multiply-adds of one ``batch x n_visible x n_hidden`` product below which a fit runs on one thread
+#: (a step of a few small products pays each operation's fixed cost; a second thread adds its own)
+SMALL_PRODUCT = 1_000_000
 
 #: The training parameters of every layer estimator, before the layer's options. The
 #: ``learning_rate`` default is the kind's ``default_lr``, ``batch_size``'s the class's.
@@ -229,12 +232,24 @@ class _LayerTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         minibatch of 10, and a diverged step shows in the weights all the same.
         """
         name = type(self).__name__
-        run_epoch(self.layer_, self.optimizer_, x, batch_size,
-                  progress=f"{name} {stage}" if self.verbose > 1 else None, with_loss=False)
+        with self._threads(batch_size):
+            run_epoch(self.layer_, self.optimizer_, x, batch_size,
+                      progress=f"{name} {stage}" if self.verbose > 1 else None, with_loss=False)
         broken = [n for n, p in self.layer_.named_parameters() if not bool(torch.isfinite(p).all())]
         if broken:
             raise LayerwiseError(f"{name} diverged in {stage} ({', '.join(broken)} not finite): "
                                  f"{self.divergence_hint} (learning_rate={self.learning_rate})")
+
+    def _threads(self, batch_size: int):
+        """One torch thread where a step's products are small (:data:`SMALL_PRODUCT`) on the CPU; else as set.
+
+        Measured on 2 cores (digits, 100 components, batch 10: 64,000 multiply-adds a product): a
+        fit took 0.198 s at one thread and 0.249 s at two (float64: 0.261 s and 0.400 s), while at
+        3.2 million (batch 100, 500 components) two threads took 0.112 s and one 0.133 s.
+        """
+        layer = self.layer_
+        small = batch_size * layer.n_visible * layer.n_hidden < SMALL_PRODUCT and layer.weight.device.type == "cpu"
+        return torch_threads(1) if small else nullcontext()
 
     @torch.no_grad()
     def _monitor(self, x: torch.Tensor):

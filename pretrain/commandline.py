@@ -20,12 +20,26 @@ from . import __version__
 from .data.specs import DATA_ENV, DEFAULT_DATA_DIR, describe_specs
 from .core.device import DEVICES, watch_cores
 from .core.errors import LayerwiseError
+from .core.memory import keep_freed_memory
 
-watch_cores()  # a command's thread policy measures the other processes over its own imports and parsing
-# At exit the interpreter's last collection walks every object torch's import made (0.33 s of each command
-# here: 1.85 s -> 1.52 s for `import torch, finetune.study.experiment`); frozen, they are skipped and freed with
-# the process. Registered as the commands load, it runs before that collection and after all else.
-atexit.register(gc.freeze)
+
+def prepare_process() -> None:
+    """What a command sets for its own process as it loads, before torch's import.
+
+    * the thread policy's window opens (:func:`pretrain.core.device.watch_cores`): it measures the other
+      processes over the command's imports and parsing instead of a sleep;
+    * freed memory stays in the process for the next step (:func:`pretrain.core.memory.keep_freed_memory`);
+    * at exit the objects are frozen first (``gc.freeze``): the interpreter's last collection walks every
+      object torch's import made, 0.33 s of each command here (``import torch, finetune.study.experiment``:
+      1.85 s -> 1.52 s); frozen, they are skipped and freed with the process. Registered now, it runs
+      after every other exit handler.
+    """
+    watch_cores()
+    keep_freed_memory()
+    atexit.register(gc.freeze)
+
+
+prepare_process()
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "show_default": True, "max_content_width": 100}
 

@@ -18,6 +18,7 @@ import time
 import torch
 import torch.nn.functional as F
 
+from pretrain.core.memory import keep_freed_memory
 from pretrain.layers import LayerSpec
 from pretrain.training.epoch import layer_optimizer
 
@@ -65,6 +66,7 @@ def main():
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
+    keep_freed_memory()  # as the commands set their process (pretrain.core.memory): loops and trainer alike
     torch.set_num_threads(args.threads)
     print(f"| layer | input | step samples/s | conv2d fwd+bwd samples/s | fraction |  ({args.threads} threads)")
     print("|---|---|---|---|---|")

@@ -34,6 +34,7 @@ from sklearn.datasets import load_digits
 from sklearn.neural_network import BernoulliRBM as SklearnRBM
 from threadpoolctl import threadpool_info, threadpool_limits
 
+from pretrain.core.memory import keep_freed_memory
 from pretrain import pretrain_stack
 from pretrain.data.specs import load_data
 from pretrain.training.epoch import layer_optimizer, run_epoch
@@ -247,6 +248,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=3, help="timing rounds (best and spread are shown)")
     parser.add_argument("--threads", type=int, default=0, help="torch and BLAS threads (0: their defaults)")
     args = parser.parse_args()
+    keep_freed_memory()  # as the commands set their process (pretrain.core.memory): loops and trainer alike
     n_images, repeats = (6000, 1) if args.quick else (None, args.repeats)
     if args.threads:
         torch.set_num_threads(args.threads)

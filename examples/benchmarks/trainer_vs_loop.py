@@ -21,6 +21,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from rbm_throughput import ALGORITHMS, BATCH, FASHION_MNIST, HIDDEN, LAYERWISE, LR, plain_epoch  # noqa: E402
 
+from pretrain.core.memory import keep_freed_memory  # noqa: E402
 from pretrain.data.specs import load_data  # noqa: E402
 from pretrain.layers import LayerSpec  # noqa: E402
 from pretrain.training.epoch import layer_optimizer, run_epoch  # noqa: E402
@@ -51,6 +52,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=6, help="epochs of each, taken in turn")
     parser.add_argument("--rows", type=int, default=30000)
     args = parser.parse_args()
+    keep_freed_memory()  # as the commands set their process (pretrain.core.memory): loops and trainer alike
     x = torch.from_numpy(load_data(FASHION_MNIST).x_train.reshape(-1, 784)[:args.rows].astype("float32") / 255.0)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {len(x):,} images, median of "
           f"{args.rounds} epochs each, taken in turn")

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from pretrain.core.batches import rows_within
 from pretrain.core.errors import LayerwiseError
 from pretrain.training.stack import Stack
 
@@ -47,6 +48,12 @@ class Body(nn.Module):
     @property
     def out_features(self) -> int:
         return self.group_features[-1] if self.groups else self.in_features
+
+    @property
+    def chunk_rows(self) -> int:
+        """Rows per chunk of inference (:func:`pretrain.core.batches.rows_within`), the widest tensor taken as
+        4 floats per feature of the widest group or input: a group's maps before its 2 x 2 max-pool."""
+        return rows_within(4 * 4 * max([self.in_features or 0, *self.group_features]))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_range(x)

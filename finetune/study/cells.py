@@ -58,9 +58,12 @@ def start_workers(jobs: int):
 
 
 def _import_what_cells_need() -> None:
+    """A worker's start: as a command's process (:func:`pretrain.commandline.prepare_process`), then the imports."""
+    from pretrain.core.memory import keep_freed_memory
+    keep_freed_memory()
     for module in WORKER_IMPORTS:
         importlib.import_module(module)
-    atexit.register(gc.freeze)  # as in the commands (pretrain.commandline): the worker's exit skips a last walk
+    atexit.register(gc.freeze)  # the worker's exit skips the last collection's walk
 
 
 def _loky_is_active() -> bool:

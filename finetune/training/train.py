@@ -74,13 +74,13 @@ class TrainSettings:
 
 
 @torch.no_grad()
-def run_bottom(model: Classifier, x: torch.Tensor, stop: int, device: torch.device,
-               batch_size: int = 1024) -> torch.Tensor:
+def run_bottom(model: Classifier, x: torch.Tensor, stop: int, device: torch.device) -> torch.Tensor:
     """Outputs of the body's groups below ``stop`` for inputs ``x``, computed once in eval mode, on ``device``."""
     if stop == 0:
         return x.to(device)
     model.body.eval()
-    return map_batches(lambda chunk: model.body.forward_range(chunk, 0, stop), x, batch_size, device=device)
+    return map_batches(lambda chunk: model.body.forward_range(chunk, 0, stop), x, model.body.chunk_rows,
+                       device=device)
 
 
 @torch.no_grad()
@@ -89,15 +89,15 @@ def frozen_bottom(model: Classifier, x: torch.Tensor, stop: int) -> torch.Tensor
     return model.body.forward_range(x, 0, stop) if stop else x
 
 
-def logits_of(forward: Callable, x: torch.Tensor, device: torch.device, batch_size: int = 1024) -> torch.Tensor:
-    """``forward`` over ``x`` in chunks, no autograd."""
+def logits_of(forward: Callable, x: torch.Tensor, device: torch.device, batch_size: int) -> torch.Tensor:
+    """``forward`` over ``x`` in chunks of ``batch_size`` rows, no autograd."""
     return map_batches(forward, x, batch_size, device=device)
 
 
 def score(model: Classifier, forward: Callable, val: Split, device: torch.device) -> Tuple[float, float]:
     """(accuracy, -loss) on the validation slice: larger is better."""
     model.eval()
-    logits = logits_of(forward, val[0], device)
+    logits = logits_of(forward, val[0], device, model.body.chunk_rows)
     labels = val[1].to(device)
     return float((logits.argmax(1) == labels).float().mean()), -float(F.cross_entropy(logits, labels))
 
@@ -259,6 +259,6 @@ def test_metrics(model: Classifier, x: torch.Tensor, y: np.ndarray, n_classes: i
     """Test accuracy and macro-averaged F1 of preprocessed inputs ``x`` with labels ``y``."""
     from sklearn.metrics import f1_score
     model.eval()
-    predicted = logits_of(model, x, device).argmax(1).cpu().numpy()
+    predicted = logits_of(model, x, device, model.body.chunk_rows).argmax(1).cpu().numpy()
     return {"test_accuracy": float(np.mean(predicted == y)),
             "macro_f1": float(f1_score(y, predicted, labels=np.arange(n_classes), average="macro", zero_division=0))}

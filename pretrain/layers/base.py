@@ -205,6 +205,12 @@ class Layer(nn.Module, ABC):
         """The shape of one code passed up."""
         return (self.n_hidden,)
 
+    @property
+    def row_bytes(self) -> int:
+        """Bytes of the widest tensor one input row makes in the layer (its input or its hidden units):
+        what sizes a chunk of inference (:func:`pretrain.core.batches.rows_within`)."""
+        return max(self.n_visible, self.n_hidden) * next(self.parameters()).element_size()
+
     # The contract -------------------------------------------------------------
     @abstractmethod
     def forward(self, v: torch.Tensor) -> torch.Tensor:

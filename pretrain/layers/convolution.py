@@ -97,6 +97,11 @@ class ConvLayer(Layer):
         return self.code_shape
 
     @property
+    def row_bytes(self) -> int:
+        """The input or the hidden maps before pooling, whichever is wider, in bytes per image."""
+        return max(self.n_visible, math.prod(self.map_shape)) * self.weight.element_size()
+
+    @property
     def area(self) -> int:
         """Positions in one hidden map (H x W)."""
         return self.map_shape[1] * self.map_shape[2]

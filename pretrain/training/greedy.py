@@ -18,7 +18,7 @@ from typing import Dict, List, Optional, Sequence, Union
 import numpy as np
 import torch
 
-from ..core.batches import map_batches, rows_file
+from ..core.batches import map_batches, rows_file, rows_within
 from .checkpoint import (CHECKPOINT_REMEDY, Run, layer_seed, random_state, rank_states, restore_random_state,
                          restore_rank_state)
 from ..data.specs import Dataset, resolve_data
@@ -48,14 +48,16 @@ def encode(layer: Layer, x: torch.Tensor, path: Optional[Path] = None) -> torch.
     """Codes of ``x`` in inference mode, computed once: in RAM, or memory-mapped at ``path``."""
     layer.eval()
     device = next(layer.parameters()).device
-    codes = map_batches(sharded(layer), x, ENCODE_ROWS, device=device, out=rows_file(path, len(x), layer.output_shape))
+    codes = map_batches(sharded(layer), x, rows_within(layer.row_bytes, ENCODE_ROWS), device=device,
+                        out=rows_file(path, len(x), layer.output_shape))
     return codes if path is not None else codes.reshape(len(x), *layer.output_shape).to(x.device)  # [0, ...] too
 
 
 @timed("monitors")
 @torch.no_grad()
-def reconstruction_error(layer: Layer, x: torch.Tensor, batch_size: int) -> float:
-    """Mean squared error per input unit of the layer's reconstruction of ``x``, in chunks.
+def reconstruction_error(layer: Layer, x: torch.Tensor) -> float:
+    """Mean squared error per input unit of the layer's reconstruction of ``x``, in chunks (as large as
+    :func:`pretrain.core.batches.rows_within` lets them be: fewer, larger products).
 
     Under torchrun each process reconstructs its share of the rows (:func:`my_share`) and the sums
     are added up over the processes: the same figure on every rank, each rank doing a part of the work.
@@ -63,7 +65,7 @@ def reconstruction_error(layer: Layer, x: torch.Tensor, batch_size: int) -> floa
     layer.eval()
     device = next(layer.parameters()).device
     errors = map_batches(lambda chunk: layer.reconstruction_error(chunk).reshape(1) * len(chunk),
-                         my_share(x), batch_size, device=device)
+                         my_share(x), rows_within(layer.row_bytes, ENCODE_ROWS), device=device)
     return float(all_sum(errors.sum().reshape(1).to(device))) / max(len(x), 1)  # a rank with no rows adds 0
 
 
@@ -72,9 +74,9 @@ def epoch_metrics(layer: Layer, train: torch.Tensor, val: torch.Tensor, batch_si
     """Reconstruction error (same definition on both slices) plus the layer's own monitors."""
     layer.eval()
     device = next(layer.parameters()).device
-    metrics = {"recon_train": reconstruction_error(layer, train, ENCODE_ROWS)}  # chunks: fewer, larger products
+    metrics = {"recon_train": reconstruction_error(layer, train)}
     if len(val):  # no held-out slice with --val-fraction 0
-        metrics["recon_val"] = reconstruction_error(layer, val, ENCODE_ROWS)
+        metrics["recon_val"] = reconstruction_error(layer, val)
         metrics.update(layer.monitors(train[:batch_size * 10].to(device), val[:batch_size * 10].to(device)))
     return metrics
 
@@ -92,7 +94,7 @@ def train_layer(layer: Layer, spec: LayerSpec, index: int, run: Run, x_train: to
     monitor_rows = x_train[:max(len(x_val), MIN_MONITOR_ROWS)]
     layer.init_from_data(x_train[:10000].to(device))  # on a resume too: the guard's reference is the untrained layer
     reported = x_val if len(x_val) else monitor_rows  # the slice whose error the epochs report
-    reference = max(mean_error(x_train, reported), reconstruction_error(layer, reported, batch_size))
+    reference = max(mean_error(x_train, reported), reconstruction_error(layer, reported))
     guard = Guard(spec, index, lr, reference)
     if run.current is not None and run.current["index"] == index:
         layer.load_state_dict(run.current["layer"])

@@ -15,13 +15,13 @@ checks the checksum (see :mod:`pretrain.core.io`); a version-1 file (layerwise
 import math
 import platform
 from pathlib import Path
-from typing import Any, Dict, List, Union
+from typing import Any, Dict, List, Optional, Union
 
 import numpy as np
 import torch
 from torch import nn
 
-from ..core.batches import map_batches
+from ..core.batches import map_batches, rows_within
 from ..core.io import VERSION, artifact_file, load_artifact, load_state, rebuilding, save_artifact, save_json
 from ..layers import Layer, build_layer
 from ..data.preprocess import Preprocessing
@@ -77,11 +77,13 @@ class Stack:
         top_maps = self.layers[-1].convolutional
         return nn.Sequential(*self.layer_modules(), *([nn.Flatten()] if top_maps else []))
 
-    def transform(self, raw, batch_size: int = 4096):
-        """Top-layer codes ``encoder()(preprocess(raw))``: a numpy array for numpy input, a tensor for a tensor."""
+    def transform(self, raw, batch_size: Optional[int] = None):
+        """Top-layer codes ``encoder()(preprocess(raw))``: a numpy array for numpy input, a tensor for a tensor;
+        in chunks of ``batch_size`` rows (None: :func:`pretrain.core.batches.rows_within` the widest layer)."""
         encoder = self.encoder().eval()
         as_tensor = isinstance(raw, torch.Tensor)
         x = self.preprocess(raw.cpu().numpy() if as_tensor else raw)
+        batch_size = batch_size or rows_within(max(layer.row_bytes for layer in self.layers))
         codes = map_batches(encoder, x, batch_size) if len(x) else x.new_zeros(0, self.n_outputs)
         return codes if as_tensor else codes.numpy()
 

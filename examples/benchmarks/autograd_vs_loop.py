@@ -12,17 +12,20 @@ the table gives each one's median epoch and the loop's over the trainer's::
     python examples/benchmarks/autograd_vs_loop.py --kinds cae --rows 5000 --rounds 4
 """
 import argparse
-import statistics
-import time
+import sys
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch.nn.grad import conv2d_weight
 
-from pretrain.core.memory import keep_freed_memory
-from pretrain.data.specs import load_data
-from pretrain.layers import LayerSpec
-from pretrain.training.epoch import layer_optimizer, run_epoch
+sys.path.insert(0, str(Path(__file__).parent))
+from trainer_vs_loop import medians_in_turn  # noqa: E402
+
+from pretrain.core.memory import keep_freed_memory  # noqa: E402
+from pretrain.data.specs import load_data  # noqa: E402
+from pretrain.layers import LayerSpec  # noqa: E402
+from pretrain.training.epoch import layer_optimizer, run_epoch  # noqa: E402
 
 FASHION_MNIST = "idx:/usr/share/datasets/fashion-mnist"
 BATCH, MASK = 100, 0.3
@@ -90,13 +93,7 @@ def medians(kind: str, x: torch.Tensor, rounds: int) -> dict:
     runs = {"plain loop": plain_loop(kind, layer, x), "trainer": lambda: run_epoch(layer, optimizer, x, BATCH)}
     for run in runs.values():  # warm-up: first calls allocate, and torch.optim imports what it needs
         run()
-    times = {name: [] for name in runs}
-    for round_ in range(rounds):
-        for name in (list(runs) if round_ % 2 == 0 else list(runs)[::-1]):
-            started = time.perf_counter()
-            runs[name]()
-            times[name].append(time.perf_counter() - started)
-    return {name: statistics.median(seconds) for name, seconds in times.items()}
+    return medians_in_turn(runs, rounds)
 
 
 def main():

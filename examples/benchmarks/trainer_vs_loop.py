@@ -34,9 +34,14 @@ def medians(x: torch.Tensor, algorithm: str, rounds: int) -> dict:
            "hidden_bias": torch.zeros(HIDDEN), "chain": torch.zeros(BATCH, HIDDEN)}
     layer = LayerSpec.parse(LAYERWISE[algorithm]).build(x.shape[1], "unit")
     optimizer = layer_optimizer(layer, LR)
-    runs = {"plain loop": lambda: plain_epoch(rbm, x, algorithm),
-            "trainer": lambda: run_epoch(layer, optimizer, x, BATCH),
-            "trainer, no loss": lambda: run_epoch(layer, optimizer, x, BATCH, with_loss=False)}
+    return medians_in_turn({"plain loop": lambda: plain_epoch(rbm, x, algorithm),
+                            "trainer": lambda: run_epoch(layer, optimizer, x, BATCH),
+                            "trainer, no loss": lambda: run_epoch(layer, optimizer, x, BATCH, with_loss=False)},
+                           rounds)
+
+
+def medians_in_turn(runs: dict, rounds: int) -> dict:
+    """Median seconds of each of ``runs`` (name -> function), called in turn ``rounds`` times (ABC, CBA, ...)."""
     times = {name: [] for name in runs}
     for round_ in range(rounds):
         for name in (list(runs) if round_ % 2 == 0 else list(runs)[::-1]):

@@ -100,8 +100,8 @@ POSITIVE = Finite(min=0, min_open=True)
               help="Transform the labeled images of each training batch: shift (small random translations) or "
                    "crop-flip (random crops and horizontal flips, for natural images); never test images.")
 @click.option("--jobs", default=1, type=click.IntRange(min=1),
-              help="Worker processes for the cells of the comparison, each with its share of the cores "
-                   "(the numbers are those of --jobs 1).")
+              help="Processes for the cells of the comparison (this one and N-1 workers), each with its share "
+                   "of the cores (the numbers are those of --jobs 1).")
 @click.option("--advise", is_flag=True,
               help="Measure every source (with its control and pixels) at every cut on one label sample "
                    "(--labels-per-class K) and recommend a source, cut and schedule; --report writes advice.json.")
@@ -135,7 +135,7 @@ def main(data, source, schedules, labels_per_class, labels, seeds, seed, head, d
     from pretrain.data.specs import load_data
     if source and not (classifier_dir or advise):
         from .study.cells import start_workers
-        start_workers(jobs)  # in the background: their imports overlap the reading of the data
+        start_workers(jobs, threads)  # in the background: their start overlaps the reading of the data
     dataset = load_data(data, data_dir=data_dir, split_seed=split_seed)
     if classifier_dir:
         from .predict import write_predictions

@@ -44,6 +44,11 @@ def test_closed_form_crbm_gradient_equals_autograd_of_its_free_energy_loss(spec)
     torch.testing.assert_close(closed_loss, auto_loss.detach(), rtol=1e-10, atol=1e-12)
     for name, p in layer.named_parameters():
         torch.testing.assert_close(p.grad, auto[name], rtol=1e-9, atol=1e-12, msg=name)
+    layer.zero_grad(set_to_none=True)
+    layer.chain, _ = chain, torch.set_rng_state(state)  # and once more without the loss (the trainer's usual step)
+    assert layer.accumulate_gradients(v, with_loss=False) is None
+    for name, p in layer.named_parameters():
+        torch.testing.assert_close(p.grad, auto[name], rtol=1e-9, atol=1e-12, msg=f"{name}, no loss")
 
 
 # Error after 6 epochs as a fraction of the untrained error; measured ratios are in the comments.

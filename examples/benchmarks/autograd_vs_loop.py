@@ -67,7 +67,7 @@ def crbm_epoch(p: dict, x: torch.Tensor, lr: float) -> None:
         h = (torch.rand_like(h_data) < h_data).to(v.dtype)
         v_model = torch.sigmoid(F.conv_transpose2d(h, weight, visible_bias, padding=2))
         h_model = torch.sigmoid(F.conv2d(v_model, weight, hidden_bias, padding=2))
-        rate = lr / len(v)
+        rate = lr / (len(v) * v.shape[2] * v.shape[3])  # per image and hidden position, as the crbm's gradient
         weight.add_(conv2d_weight(v, weight.shape, h_data, padding=2)
                     .sub_(conv2d_weight(v_model, weight.shape, h_model, padding=2)), alpha=rate)
         visible_bias.add_((v - v_model).sum((0, 2, 3)), alpha=rate)

@@ -18,6 +18,10 @@ from pretrain.core.errors import LayerwiseError
 from pretrain.training.stack import Stack
 
 
+#: rows per chunk of inference through a body whose widest tensor is not known (as before bodies knew theirs)
+UNSIZED_CHUNK_ROWS = 1024
+
+
 class Body(nn.Module):
     """Ordered layer groups + their preprocessing + their output size.
 
@@ -30,7 +34,7 @@ class Body(nn.Module):
     def __init__(self, groups: Sequence[nn.Module], group_features: Sequence[int],
                  preprocess: Callable[[np.ndarray], torch.Tensor], name: str,
                  group_names: Optional[Sequence[str]] = None, tail: Optional[nn.Module] = None,
-                 info: Optional[dict] = None, in_features: Optional[int] = None):
+                 info: Optional[dict] = None, in_features: Optional[int] = None, row_bytes: Optional[int] = None):
         super().__init__()
         if len(groups) != len(group_features) or not (groups or in_features):
             raise ValueError("one output size per group, or in_features for a body without groups")
@@ -42,6 +46,8 @@ class Body(nn.Module):
         self.name = name
         self.tail = tail if tail is not None else nn.Identity()
         self.info = dict(info or {})
+        #: bytes of the widest tensor one input row makes in the body, where known (sizes inference chunks)
+        self.row_bytes = row_bytes
         #: how many bottom groups are frozen (see :func:`finetune.training.freezing.freeze_to`)
         self.frozen = 0
 
@@ -51,9 +57,9 @@ class Body(nn.Module):
 
     @property
     def chunk_rows(self) -> int:
-        """Rows per chunk of inference (:func:`pretrain.core.batches.rows_within`), the widest tensor taken as
-        4 floats per feature of the widest group or input: a group's maps before its 2 x 2 max-pool."""
-        return rows_within(4 * 4 * max([self.in_features or 0, *self.group_features]))
+        """Rows per chunk of inference: :func:`pretrain.core.batches.rows_within` the widest tensor where it is
+        known (stacks, pixels), else ``UNSIZED_CHUNK_ROWS`` (backbones: their widest maps depend on the input size)."""
+        return rows_within(self.row_bytes) if self.row_bytes else UNSIZED_CHUNK_ROWS
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_range(x)
@@ -85,7 +91,8 @@ class Body(nn.Module):
                 f"drop_top={k}: {self.name} has {len(self.groups)} layer groups; drop at most "
                 f"{len(self.groups) - 1}")
         return Body(list(self.groups)[:-k], self.group_features[:-k], self.preprocess,
-                    f"{self.name}[:-{k}]", self.group_names[:-k], self.tail, self.info, self.in_features)
+                    f"{self.name}[:-{k}]", self.group_names[:-k], self.tail, self.info, self.in_features,
+                    self.row_bytes)
 
 
 def glorot_reset(module: nn.Module) -> None:
@@ -113,7 +120,7 @@ def body_from_stack(stack: Stack, name: str, random_init: bool = False) -> Body:
             glorot_reset(group)
     names = [f"{layer.kind}{i + 1}" for i, layer in enumerate(stack.layers)]
     return Body(groups, [layer.n_hidden for layer in stack.layers], stack.preprocess, name, names, nn.Flatten(),
-                info={"data": stack.info.get("data"), "split_seed": stack.info.get("split_seed"),
+                row_bytes=max(layer.row_bytes for layer in stack.layers), info={"data": stack.info.get("data"), "split_seed": stack.info.get("split_seed"),
                       # enough to rebuild the same modules without the stack file (see finetune.networks.classifier)
                       "recipe": {"kind": "stack", "layers": [layer.config() for layer in stack.layers],
                                  "preprocessing": stack.preprocessing.to_dict()}})
@@ -122,7 +129,7 @@ def body_from_stack(stack: Stack, name: str, random_init: bool = False) -> Body:
 def pixels_body(preprocessing, name: str = "pixels") -> Body:
     """A body without layers: the preprocessed input is the feature vector (``--from pixels``)."""
     return Body([], [], preprocessing, name, in_features=preprocessing.n_features,
-                info={"recipe": {"kind": "pixels", "preprocessing": preprocessing.to_dict()}})
+                row_bytes=4 * preprocessing.n_features, info={"recipe": {"kind": "pixels", "preprocessing": preprocessing.to_dict()}})
 
 
 def torchvision_body(spec: str, image_shape, input_size: Optional[int] = None, adapt_first_conv: bool = False,

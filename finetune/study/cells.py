@@ -27,12 +27,17 @@ import gc
 import importlib
 import os
 import threading
+from concurrent.futures import wait
 from typing import Callable, Iterable, List, Optional
 
 from pretrain.core.distributed import gather_objects, launched, rank, world_size
 
 #: what a worker imports while it waits for its first cell: the cells' function and what cells import later.
 WORKER_IMPORTS = ("finetune.study.experiment", "sklearn.model_selection", "sklearn.metrics", "scipy.optimize")
+#: the thread counts a worker's libraries read as they start, set to its share of the cores
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+#: how often a thread waiting for its worker looks whether any task is left for it, in seconds
+READY_POLL_S = 0.05
 
 
 def threads_per_job(jobs: int, threads: int = 0) -> int:
@@ -40,24 +45,30 @@ def threads_per_job(jobs: int, threads: int = 0) -> int:
     return threads or max(1, (os.cpu_count() or 1) // jobs)
 
 
-def start_workers(jobs: int):
+def start_workers(jobs: int, threads: int = 0):
     """The ``jobs - 1`` worker processes that join this one for the cells, started now if they are not
-    running yet, each importing :data:`WORKER_IMPORTS` first; None where cells run here alone (one job,
-    under torchrun) or on another joblib backend (dask, ray).
+    running yet; None where the cells do not go to loky's workers (one job, a launcher's processes such
+    as torchrun's, another joblib backend such as dask or ray).
 
-    Measured on 2 cores: a worker's imports take 2-4 s, the command's own reading of the data and
-    sources 1.6 s (digits) to ~6 s (Fashion-MNIST); meanwhile this process runs cells (:func:`execute`).
+    Each worker is prepared as it starts (loky's ``initializer``, also for a worker loky starts again
+    later): the allocator's setting of the commands, :data:`WORKER_IMPORTS`, its share of the cores in the
+    thread variables of OpenMP and the BLAS libraries (as joblib's loky backend sets them). ``warmed_up``
+    holds one future per worker that is done once a worker is prepared. Measured on 2 cores: a worker's
+    start takes 2-4 s, the command's own reading of the data and sources 1.6 s (digits) to ~6 s
+    (Fashion-MNIST); meanwhile this process runs cells (:func:`execute`).
     """
     if jobs < 2 or launched() or not _loky_is_active():
         return None
     from joblib.executor import get_memmapping_executor
-    executor = get_memmapping_executor(jobs - 1)  # loky keeps one executor per process: a second call reuses it
-    if len(getattr(executor, "warmed_up", ())) != jobs - 1:  # new, or resized: one import task per worker
-        executor.warmed_up = [executor.submit(_import_what_cells_need) for _ in range(jobs - 1)]
+    env = {name: str(threads_per_job(jobs, threads)) for name in THREAD_VARIABLES}
+    # loky keeps one executor per process: a second call with the same arguments reuses it
+    executor = get_memmapping_executor(jobs - 1, initializer=_prepare_worker, env=env)
+    if len(getattr(executor, "warmed_up", ())) != jobs - 1:  # new, or resized
+        executor.warmed_up = [executor.submit(int) for _ in range(jobs - 1)]
     return executor
 
 
-def _import_what_cells_need() -> None:
+def _prepare_worker() -> None:
     """A worker's start: as a command's process (:func:`pretrain.commandline.prepare_process`), then the imports."""
     from pretrain.core.memory import keep_freed_memory
     keep_freed_memory()
@@ -80,15 +91,15 @@ def execute(function: Callable, tasks: Iterable[tuple], jobs: int = 1, threads: 
     tasks = list(tasks)
     if world_size() > 1:
         return on_ranks(function, tasks)
-    if jobs == 1 or len(tasks) < 2:
+    if jobs == 1 or len(tasks) < 2 or launched():  # a launcher's lone process runs its cells itself
         return [function(*task) for task in tasks]
     per_worker = threads_per_job(jobs, threads)
     order = sorted(range(len(tasks)), key=lambda i: -cost(tasks[i])) if cost else list(range(len(tasks)))
-    executor = start_workers(jobs)
-    if executor is None:  # another joblib backend: its own workers take every task
+    if not _loky_is_active():  # another joblib backend: its own workers take every task
         from joblib import Parallel, delayed
         done = Parallel(n_jobs=jobs)(delayed(_in_worker)(function, per_worker, tasks[i]) for i in order)
         return [result for _, result in sorted(zip(order, done))]
+    executor = start_workers(jobs, threads)
     queue, results = TaskQueue(order), [None] * len(tasks)
     feeders = [threading.Thread(target=queue.feed, args=(executor, ready, function, per_worker, tasks, results),
                                 daemon=True) for ready in executor.warmed_up]
@@ -118,15 +129,23 @@ class TaskQueue:
         with self.lock:
             return self.pending.pop() if self.pending else None
 
+    def empty(self) -> bool:
+        with self.lock:
+            return not self.pending
+
     def stop(self) -> None:
         with self.lock:
             self.pending.clear()
 
     def feed(self, executor, ready, function: Callable, threads: int, tasks: List[tuple], results: List) -> None:
-        """Once a worker is up (``ready``: the future of its imports), hand it a task at a time and file the
-        results, until the queue is empty or a task fails; until then this process takes the tasks."""
+        """Once a worker is up (``ready``: a future done once a worker is prepared), hand it a task at a time
+        and file the results, until the queue is empty or a task fails; until then this process takes the
+        tasks, and when it has taken the last one, nothing waits for the worker any longer."""
         try:
-            ready.result()
+            while not wait([ready], timeout=READY_POLL_S).done:
+                if self.empty():
+                    return
+            ready.result()  # a worker that failed to start fails the execution
             while (index := self.take()) is not None:
                 results[index] = executor.submit(_in_worker, function, threads, tasks[index]).result()
         except BaseException as error:  # re-raised by execute, in the calling thread

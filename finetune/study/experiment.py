@@ -54,7 +54,7 @@ class Options:
     input_size: Optional[int] = None
     adapt_first_conv: bool = False
     progress: bool = True
-    #: worker processes for the cells of a comparison (see :mod:`finetune.study.cells`); 0 threads: shared out
+    #: processes for the cells of a comparison, this one among them (see :mod:`finetune.study.cells`); 0 threads: shared out
     jobs: int = 1
     threads: int = 0
     #: semi-supervised fine-tuning (:mod:`finetune.training.semi`): none, pseudo-label, reconstruction or consistency
@@ -223,7 +223,7 @@ def compare(data, sources: Sequence[str], schedules: Sequence[str] = ("two-stage
     if not sources:
         raise LayerwiseError("no source: give at least one source, e.g. sources=['runs/dbn', 'random:runs/dbn']")
     settings = Options(**options)
-    start_workers(settings.jobs)  # their imports overlap the reading of the data and the sources below
+    start_workers(settings.jobs, settings.threads)  # their start overlaps the reading of the data and the sources
     experiment = Experiment(data, settings)
     schedules = [check_schedule(name) for name in schedules]
     budgets = parse_budgets(labels_per_class, labels)

@@ -29,7 +29,7 @@ from ..layers import LayerSpec, Option, get_layer_class
 INIT_ROWS = 10000
 #: rows on which ``verbose`` reports the reconstruction error after each iteration.
 MONITOR_ROWS = 1000
-#: multiply-adds of one ``batch x n_visible x n_hidden`` product below which a fit runs on one thread
+#: multiply-adds of one ``batch x n_visible x n_hidden`` product below which a dense layer's fit runs on one thread
 #: (a step of a few small products pays each operation's fixed cost; a second thread adds its own)
 SMALL_PRODUCT = 1_000_000
 
@@ -247,8 +247,9 @@ class _LayerTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         fit took 0.198 s at one thread and 0.249 s at two (float64: 0.261 s and 0.400 s), while at
         3.2 million (batch 100, 500 components) two threads took 0.112 s and one 0.133 s.
         """
-        layer = self.layer_
-        small = batch_size * layer.n_visible * layer.n_hidden < SMALL_PRODUCT and layer.weight.device.type == "cpu"
+        layer = self.layer_  # a dense layer's products; the convolutional kinds keep the caller's threads
+        small = (not layer.convolutional and layer.weight.device.type == "cpu"
+                 and batch_size * layer.n_visible * layer.n_hidden < SMALL_PRODUCT)
         return torch_threads(1) if small else nullcontext()
 
     @torch.no_grad()

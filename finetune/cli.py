@@ -133,10 +133,14 @@ def main(data, source, schedules, labels_per_class, labels, seeds, seed, head, d
     if not data:
         raise usage_error("missing DATA: e.g. `finetune digits --from runs/dbn --from random:runs/dbn`")
     from pretrain.data.specs import load_data
+    from .study.cells import start_workers, stop_workers
     if source and not (classifier_dir or advise):
-        from .study.cells import start_workers
         start_workers(jobs, threads)  # in the background: their start overlaps the reading of the data
-    dataset = load_data(data, data_dir=data_dir, split_seed=split_seed)
+    try:
+        dataset = load_data(data, data_dir=data_dir, split_seed=split_seed)
+    except BaseException:
+        stop_workers(kill=True)  # compare() stops them otherwise
+        raise
     if classifier_dir:
         from .predict import write_predictions
         click.echo(f"wrote {write_predictions(classifier_dir, dataset, predictions)}")

@@ -114,3 +114,20 @@ def test_nothing_waits_for_a_worker_once_this_process_has_taken_every_task():
     started = time.monotonic()
     results = cells.execute(process_of, [("a",), ("b",)], jobs=2, threads=1)
     assert {pid for _, pid, _ in results} == {os.getpid()} and time.monotonic() - started < 1.5
+
+
+def test_a_command_with_workers_leaves_no_memory_maps_behind(tmp_path):
+    """Arrays over a megabyte reach the workers as memory maps in /dev/shm or the temporary folder; the
+    command deletes them as it ends (before, loky's resource tracker warned about them at exit)."""
+    import subprocess
+    import sys
+
+    import numpy as np
+    rng = np.random.default_rng(0)  # honestly synthetic: only the files matter here, not what is learned
+    np.savez(tmp_path / "data.npz", x=rng.integers(0, 256, (3000, 28, 28), dtype=np.uint8),
+             y=rng.integers(0, 3, 3000))
+    done = subprocess.run([sys.executable, "-m", "finetune", f"npz:{tmp_path / 'data.npz'}", "--from", "pixels",
+                           "--schedule", "full", "--labels-per-class", "5", "--seeds", "8", "--jobs", "2",
+                           "--threads", "1", "-q"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "resource_tracker" not in done.stderr and "leaked" not in done.stderr, done.stderr

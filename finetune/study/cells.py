@@ -28,6 +28,7 @@ import importlib
 import os
 import threading
 from concurrent.futures import wait
+from contextlib import contextmanager
 from typing import Callable, Iterable, List, Optional
 
 from pretrain.core.distributed import gather_objects, launched, rank, world_size
@@ -38,6 +39,8 @@ WORKER_IMPORTS = ("finetune.study.experiment", "sklearn.model_selection", "sklea
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 #: how often a thread waiting for its worker looks whether any task is left for it, in seconds
 READY_POLL_S = 0.05
+#: the executor :func:`start_workers` started, until :func:`stop_workers`
+_STARTED = {}
 
 
 def threads_per_job(jobs: int, threads: int = 0) -> int:
@@ -65,7 +68,32 @@ def start_workers(jobs: int, threads: int = 0):
     executor = get_memmapping_executor(jobs - 1, initializer=_prepare_worker, env=env)
     if len(getattr(executor, "warmed_up", ())) != jobs - 1:  # new, or resized
         executor.warmed_up = [executor.submit(int) for _ in range(jobs - 1)]
+    _STARTED["executor"] = executor
     return executor
+
+
+def stop_workers(kill: bool = False) -> None:
+    """Stop the workers of :func:`start_workers`, if any, and delete the memory maps joblib wrote for them
+    (``kill``: at once, without waiting for the cells they run: after a failure or an interrupt).
+
+    Left to the end of the process, loky stops them, after their cells, and its resource tracker warns
+    about the maps it finds left in ``/dev/shm``.
+    """
+    executor = _STARTED.pop("executor", None)
+    if executor is not None:
+        executor.terminate(kill_workers=kill)
+
+
+@contextmanager
+def worker_processes(jobs: int, threads: int = 0):
+    """:func:`start_workers` for the block, then :func:`stop_workers` (at once when the block fails)."""
+    start_workers(jobs, threads)
+    try:
+        yield
+    except BaseException:
+        stop_workers(kill=True)
+        raise
+    stop_workers()
 
 
 def _prepare_worker() -> None:

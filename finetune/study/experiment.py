@@ -25,7 +25,7 @@ from pretrain.core.progress import progress_line
 
 from ..networks.body import Body
 from .budget import Budget, check_labeled, parse_budgets, sample_labels, validation_split
-from .cells import execute, start_workers
+from .cells import execute, worker_processes
 from ..networks.classifier import Classifier, build_head, parse_head
 from ..training.augment import Augment, make_augment
 from ..training.schedule import check_schedule, make_stages
@@ -223,7 +223,13 @@ def compare(data, sources: Sequence[str], schedules: Sequence[str] = ("two-stage
     if not sources:
         raise LayerwiseError("no source: give at least one source, e.g. sources=['runs/dbn', 'random:runs/dbn']")
     settings = Options(**options)
-    start_workers(settings.jobs, settings.threads)  # their start overlaps the reading of the data and the sources
+    with worker_processes(settings.jobs, settings.threads):  # their start overlaps the reading of the data
+        return run_comparison(data, settings, sources, schedules, labels_per_class, seeds, labels, save)
+
+
+def run_comparison(data, settings: Options, sources: Sequence[str], schedules: Sequence[str], labels_per_class,
+                   seeds, labels, save) -> Results:
+    """:func:`compare` once its options are checked and its workers are starting."""
     experiment = Experiment(data, settings)
     schedules = [check_schedule(name) for name in schedules]
     budgets = parse_budgets(labels_per_class, labels)

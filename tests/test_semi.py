@@ -35,6 +35,14 @@ def small_stack(tmp_path_factory):
     return str(out)
 
 
+@pytest.fixture(scope="module")
+def conv_stack(tmp_path_factory):
+    """A conv layer under a dense one (whose group starts with Flatten), for the runs below."""
+    out = tmp_path_factory.mktemp("semi-conv")
+    pretrain_stack("digits", ["cae:4,kernel=3", "ae:16"], out=out, epochs=1, progress=False)
+    return str(out)
+
+
 @functools.lru_cache(maxsize=None)
 def accuracies(stack_dir, semi):
     """Test accuracies of two-stage fine-tuning at 5 labels per class, seeds 0-2 (each method run once)."""
@@ -91,6 +99,10 @@ def test_unlabeled_batches_never_hold_test_images(small_stack, monkeypatch):
     {"kind": "grbm", "n_visible": 12, "n_hidden": 5, "options": {"learn_std": True}},
     {"kind": "ae", "n_visible": 12, "n_hidden": 5, "options": {"tied": True}},
     {"kind": "ae", "n_visible": 12, "n_hidden": 5, "options": {"tied": False, "loss": "mse", "act": "relu"}},
+    {"kind": "cae", "input_shape": [2, 9, 7], "filters": 3, "options": {"kernel": 3, "loss": "ce"}},
+    {"kind": "cae", "input_shape": [1, 9, 7], "filters": 3, "options": {"tied": False, "stride": 2, "loss": "mse"}},
+    {"kind": "crbm", "input_shape": [1, 8, 8], "filters": 4, "options": {"kernel": 3, "visible": "binary"}},
+    {"kind": "crbm", "input_shape": [3, 8, 8], "filters": 4, "options": {"pool": 1, "visible": "gaussian"}},
 ])
 def test_decoders_decode_as_their_layers_and_follow_tied_encoders(config):
     layer = build_layer(config)
@@ -98,7 +110,7 @@ def test_decoders_decode_as_their_layers_and_follow_tied_encoders(config):
         for parameter in layer.parameters():
             parameter.uniform_(-0.5, 0.5)
     decoder, encoder = decoder_of(layer), layer.to_modules()[0]
-    h = torch.rand(7, 5)
+    h = torch.rand(7, *getattr(layer, "code_shape", (5,)))
     assert torch.allclose(decoder(h, encoder), layer.decode(h), atol=1e-5)
     with torch.no_grad():
         encoder.weight.mul_(2)  # fine-tuning moves the encoder: a tied decoder moves with it
@@ -185,10 +197,13 @@ def test_two_jobs_give_the_numbers_of_one(small_stack, semi):
     ("STACK", "full", "pseudo-label", 0),
     ("random:STACK", "gradual", "reconstruction", 0),
     ("STACK", "full", "reconstruction", 1),
+    ("CONV", "full", "reconstruction", 0),
+    ("random:CONV", "two-stage", "reconstruction", 0),
 ])
-def test_every_source_and_schedule_runs_with_what_applies(small_stack, source, schedule, semi, drop_top):
+def test_every_source_and_schedule_runs_with_what_applies(small_stack, conv_stack, source, schedule, semi, drop_top):
     """A run, not a measurement: with so short a ramp ``full`` confirms the random head's guesses."""
-    model = fine_tune("digits", source.replace("STACK", small_stack), schedule=schedule, labels_per_class=5,
+    source = source.replace("STACK", small_stack).replace("CONV", conv_stack)
+    model = fine_tune("digits", source, schedule=schedule, labels_per_class=5,
                       semi=semi, semi_ramp=(0, 5), drop_top=drop_top, epochs=1, progress=False)
     assert model.metrics["semi"] == semi and 0 <= model.metrics["test_accuracy"] <= 1
     assert sum(stage["steps"] for stage in model.metrics["history"]) >= 305  # T2 + min_steps

@@ -11,16 +11,28 @@ weights *being fine-tuned*, never a stale copy:
   ``W' = W / s`` (``s`` the visible standard deviations, fixed);
 * autoencoder (``ae``): ``out(h W + b)`` tied, ``out(h D^T + b)`` untied
   (``D`` its own decoder matrix), ``out`` the sigmoid under a cross-entropy
-  loss and the identity under squared error.
+  loss and the identity under squared error;
+* convolutional autoencoder (``cae``) and RBM (``crbm``): the code unpooled to
+  the hidden maps' size (each pooled value copied over its window, as the
+  layer's own ``unpool``), then the transposed convolution of the encoder's
+  filters (``cae`` untied: its own filter bank) plus one bias per input
+  channel, through the sigmoid for inputs in [0, 1] (a ``crbm`` with Gaussian
+  visible units: the identity). This is Masci et al.'s decoder; fine-tuning a
+  conv stack with it is the stacked "what-where" autoencoder's joint loss
+  (Zhao, Mathieu, Goroshin & LeCun, 2015) with nearest-neighbour unpooling.
+  For a ``crbm`` it reads max-pooled probabilities where the RBM read its
+  unpooled maps: an approximation its trained visible biases absorb.
 
 The reconstruction error of a layer is then the binary cross-entropy of its
 input (in [0, 1]) under the sigmoid decoders and the squared error under the
 linear ones, per unit and averaged over the batch. A random-init control gets
 the same decoders with fresh weights: zero visible biases, Glorot untied
-matrices (its tied ones are its encoders).
+matrices and filter banks (its tied ones are its encoders). The encoder of a
+layer is the first ``Linear`` or ``Conv2d`` of its body group
+(:func:`encoder_of`: a dense layer on feature maps starts with ``Flatten``).
 """
 import math
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -52,24 +64,53 @@ class Decoder(nn.Module):
     def error(self, h: torch.Tensor, encoder: nn.Linear, target: torch.Tensor) -> torch.Tensor:
         """Reconstruction error of ``target`` (the layer's input) from its codes ``h``, per unit."""
         r = self.logits(h, encoder)
+        target = target.reshape(r.shape)  # a dense layer's input may arrive as the maps below it
         if self.sigmoid:
             return F.binary_cross_entropy_with_logits(r, target)
         return F.mse_loss(r, target)
 
     def reset(self) -> None:
-        """Fresh weights for a random-init control: zero visible biases, a Glorot untied matrix."""
+        """Fresh weights for a random-init control: zero visible biases, a Glorot untied matrix or filter bank
+        (fans counted over the kernel window, as :func:`finetune.networks.body.glorot_reset` does)."""
         with torch.no_grad():
             self.visible_bias.zero_()
             if self.weight is not None:
-                bound = math.sqrt(6 / sum(self.weight.shape))
+                fan_out, fan_in = self.weight.shape[:2]
+                bound = math.sqrt(6 / ((fan_in + fan_out) * self.weight[0, 0].numel()))
                 self.weight.uniform_(-bound, bound)
+
+
+class ConvDecoder(Decoder):
+    """``E[input | code]`` of a convolutional layer: unpool, then the transposed convolution of the encoder's filters."""
+
+    def __init__(self, visible_bias: torch.Tensor, sigmoid: bool, weight: Optional[torch.Tensor],
+                 map_size: Sequence[int], output_padding: Sequence[int]):
+        super().__init__(visible_bias, torch.ones(()), sigmoid, weight)
+        self.map_size = tuple(map_size)
+        self.output_padding = tuple(output_padding)
+
+    def logits(self, h: torch.Tensor, encoder: nn.Conv2d) -> torch.Tensor:
+        if h.shape[-2:] != self.map_size:
+            h = F.interpolate(h, size=self.map_size, mode="nearest")
+        weight = self.weight if self.weight is not None else encoder.weight
+        return F.conv_transpose2d(h, weight, self.visible_bias, stride=encoder.stride, padding=encoder.padding,
+                                  output_padding=self.output_padding)
 
 
 def decoder_of(layer) -> Decoder:
     """The :class:`Decoder` of a pretrained :class:`pretrain.layers.base.Layer` (see the module docstring)."""
+    if layer.convolutional:
+        sigmoid = getattr(layer, "uses_cross_entropy", not getattr(layer, "gaussian", False))
+        return ConvDecoder(layer.visible_bias, sigmoid, getattr(layer, "decoder_weight", None),
+                           layer.map_shape[1:], layer.output_padding)
     scale = layer.visible_scale().detach() if hasattr(layer, "visible_scale") else torch.ones(())
     sigmoid = getattr(layer, "uses_cross_entropy", layer.input_range == "unit")
     return Decoder(layer.visible_bias, scale.pow(2), sigmoid, getattr(layer, "decoder_weight", None))
+
+
+def encoder_of(group: nn.Module) -> nn.Module:
+    """The ``Linear`` or ``Conv2d`` of a body group: the weights a tied decoder reads."""
+    return next(module for module in group.modules() if isinstance(module, (nn.Linear, nn.Conv2d)))
 
 
 def stack_decoders(layers) -> List[Decoder]:

@@ -85,16 +85,12 @@ class StackSource(Source):
         body = body_from_stack(stack, name=self.text)
         check_provenance(body, self.text, dataset)
         self._decoders = stack_decoders(stack.layers)
-        self._convolutional = any(layer.convolutional for layer in stack.layers)
         return body
 
     def decoders(self, seed: int = 0) -> List[nn.Module]:
         """The pretrained layers' decoders, a fresh copy per cell."""
         if self._prototype is None:
             raise LayerwiseError(f"source={self.text}: bind the source to data first (Source.bind)")
-        if self._convolutional:
-            raise LayerwiseError(f"semi=reconstruction reads the decoders of dense layers; source={self.text} "
-                                 "has convolutional ones: use semi=pseudo-label")
         return copy.deepcopy(self._decoders)
 
     @property

@@ -75,6 +75,7 @@ from torch import nn
 
 from pretrain.core.errors import LayerwiseError
 
+from ..networks.decoders import encoder_of
 from .schedule import SEMI_METHODS
 
 #: the unsupervised term's final weight per method when ``semi_weight`` is not given (see the module docstring)
@@ -206,7 +207,7 @@ class SemiTerm:
         for index in range(start, len(model.body.groups)):
             group = model.body.groups[index]
             h = group(u)
-            total = total + self.decoders[index].error(h, group[0], u.detach())
+            total = total + self.decoders[index].error(h, encoder_of(group), u.detach())
             u = h
         return total
 

@@ -7,12 +7,19 @@ probed: the converged linear head (:mod:`finetune.training.probe`) on its flatte
 
     OMP_NUM_THREADS=1 python examples/benchmarks/conv_probe.py
     OMP_NUM_THREADS=1 python examples/benchmarks/conv_probe.py --zca 0.1 --variants 0,12,7
+    OMP_NUM_THREADS=1 python examples/benchmarks/conv_probe.py --variants 17,18,19,20
+    OMP_NUM_THREADS=1 python examples/benchmarks/conv_probe.py --zero-mean --variants 0,1,21,7,4
 
 ``--zca EPS`` whitens the images first (Coates, Lee & Ng 2011 found whitening
 decisive for learned single-layer features): ZCA over the 784 pixels fitted on
 the 20,000 training images, ``x -> (x - mean) V diag(1 / sqrt(e + EPS)) V^T``
 for the eigenpairs ``(e, V)`` of their covariance, scaled to unit variance;
 the layers then see real-valued input (squared-error CAEs).
+
+``--zero-mean`` holds every filter at zero mean over its window (projected at the
+start and after every optimizer step), so that no filter can pass the local
+brightness on: the learned first-layer filters are otherwise dark blobs and
+single bright pixels, codes that invert or copy the image.
 """
 import argparse
 import time
@@ -34,7 +41,8 @@ VARIANTS = [("cae:32", 0), ("cae:32", 1), ("cae:32,noise=none", 1), ("cae:32,act
             ("cae:32,winners=1,noise=none", 4), ("cae:32,pool=4", 0), ("cae:32,pool=4", 1),
             ("cae:32,pool=4,winners=1,noise=none", 1), ("cae:32,noise=gauss:0.3", 1),
             ("crbm:32,sparsity=0.05,momentum=0.9,pooling=probabilistic", 1), ("crbm:32,momentum=0.9", 1),
-            ("crbm:32,momentum=0.9,pooling=probabilistic", 1), ("cae:32,winners=0.2,noise=none", 4)]
+            ("crbm:32,momentum=0.9,pooling=probabilistic", 1), ("cae:32,winners=0.2,noise=none", 4),
+            ("cae:4", 0), ("cae:4", 2), ("cae:8", 0), ("cae:8", 2), ("cae:32", 3)]
 
 
 def whitening(x: torch.Tensor, eps: float):
@@ -45,6 +53,21 @@ def whitening(x: torch.Tensor, eps: float):
     zca = (vectors / (eigenvalues + eps).sqrt()) @ vectors.T
     scale = ((flat - mean) @ zca).std()
     return lambda images: (((images.flatten(1).double() - mean) @ zca) / scale).float().reshape(images.shape)
+
+
+def hold_zero_mean(layer, optimizer) -> None:
+    """Project ``layer``'s filters to zero mean over each window now and after every ``optimizer`` step."""
+    def centre():
+        with torch.no_grad():
+            layer.weight -= layer.weight.mean((2, 3), keepdim=True)
+    step = optimizer.step
+
+    def step_then_centre(*args, **kwargs):
+        result = step(*args, **kwargs)
+        centre()
+        return result
+    optimizer.step = step_then_centre
+    centre()
 
 
 def images(raw: np.ndarray) -> torch.Tensor:
@@ -72,6 +95,7 @@ def main():
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--variants", help="indices of VARIANTS to run, comma-separated, e.g. 0,6,7 (default: all)")
     parser.add_argument("--zca", type=float, metavar="EPS", help="whiten the images first (ZCA, regulariser EPS)")
+    parser.add_argument("--zero-mean", action="store_true", help="hold every filter at zero mean (see above)")
     args = parser.parse_args()
     data = load_data(args.data)
     x_train, x_test = images(data.x_train), images(data.x_test)
@@ -82,13 +106,15 @@ def main():
         torch.manual_seed(0)
         started = time.perf_counter()
         layer = LayerSpec.parse(spec).build((1, 28, 28), "unit" if args.zca is None else "real")
+        optimizer = layer_optimizer(layer, type(layer).default_lr)
+        if args.zero_mean:
+            hold_zero_mean(layer, optimizer)
         if epochs:
-            optimizer = layer_optimizer(layer, type(layer).default_lr)
             layer.init_from_data(x_train[:1000])
             for _ in range(epochs):
                 run_epoch(layer, optimizer, x_train[:20000], 100)
         accuracies = probe(layer.eval(), data, x_train, x_test, args.labels_per_class, args.seeds)
-        print(f"{spec:38s} epochs {epochs}  linear probe {np.mean(accuracies):.3f} {np.round(accuracies, 3)} "
+        print(f"{spec:38s}{' zero-mean' if args.zero_mean else ''} epochs {epochs}  linear probe {np.mean(accuracies):.3f} {np.round(accuracies, 3)} "
               f"({time.perf_counter() - started:.0f} s)", flush=True)
 
 

@@ -14,6 +14,8 @@ from pretrain.training import greedy
 
 from test_layers import error, train
 
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
 CONV_STACKS = [["cae:6,kernel=3", "cae:8,kernel=3"], ["crbm:6,kernel=3", "rbm:16"], ["cae:6,kernel=3,pool=1", "ae:12"],
                ["cae:6,kernel=3,stride=2,pool=1", "crbm:8,kernel=3,stride=2,pool=1"],
                ["crbm:6,kernel=3,pooling=probabilistic", "crbm:8,kernel=3,pooling=probabilistic,pool=3"]]
@@ -99,10 +101,11 @@ def test_conv_maps_are_cached_as_maps(tmp_path, monkeypatch):
     assert cached == [((4, 4, 4), True)] * 2 + [((5, 2, 2), True)] * 2, cached
 
 
-def test_resume_of_a_conv_stack_equals_uninterrupted(tmp_path, monkeypatch):
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=cuda)])
+def test_resume_of_a_conv_stack_equals_uninterrupted(tmp_path, monkeypatch, device):
     def run(out, resume=False):
         return pretrain.pretrain_stack("digits", ["crbm:4,kernel=3,pcd=true", "cae:4,kernel=3"], out=out, epochs=3,
-                                       seed=5, resume=resume, progress=False)
+                                       seed=5, resume=resume, progress=False, device=device)
     straight = run(tmp_path / "straight")
     real_run_epoch, calls = greedy.run_epoch, {"n": 0}
 
@@ -120,6 +123,17 @@ def test_resume_of_a_conv_stack_equals_uninterrupted(tmp_path, monkeypatch):
     for a, b in zip(resumed.layers, straight.layers):
         for (name, x), y in zip(a.state_dict().items(), b.state_dict().values()):
             assert torch.equal(x, y), name
+
+
+@cuda
+def test_a_conv_stack_fine_tunes_on_cuda_as_on_the_cpu(tmp_path):
+    pretrain.pretrain_stack("digits", ["cae:4,kernel=3", "crbm:4,kernel=3"], out=tmp_path, epochs=2, progress=False)
+    probes = [finetune.fine_tune("digits", str(tmp_path), schedule="linear", labels_per_class=5, device=device,
+                                 progress=False).metrics["test_accuracy"] for device in ("cpu", "cuda")]
+    assert abs(probes[0] - probes[1]) <= 0.02, probes  # the same converged probe on features equal to rounding
+    tuned = finetune.fine_tune("digits", str(tmp_path), schedule="two-stage", labels_per_class=5, augment="shift",
+                               semi="consistency", epochs=2, device="cuda", progress=False)  # shifts on the GPU
+    assert tuned.metrics["test_accuracy"] >= probes[1] - 0.1
 
 
 @pytest.mark.parametrize("layers, message", [

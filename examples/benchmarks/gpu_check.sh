@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The checks that need a GPU (issue 18, section 5), in one run of a few minutes on a machine with CUDA:
 #   1. the CUDA-marked tests (they skip without a GPU): pinned staging from memory maps, training from a
-#      memory map equal to training from GPU memory, and a resume on CUDA equal to an uninterrupted run;
+#      memory map equal to training from GPU memory, a resume on CUDA equal to an uninterrupted run (an RBM
+#      stack and a conv one), a conv stack's probe on CUDA equal to the CPU's and its fine-tuning with shifts;
 #   2. the RBM trainer's throughput on the GPU against the GPU's matmul and against the CPU
 #      (gpu_throughput.py: >= 50% of matmul at batch 1000, >= 20x the CPU at batch 100);
 #   3. pretrain under torchrun with NCCL on the GPU: it trains, and stack.json names the backend;
@@ -22,6 +23,7 @@ python -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" |
 
 step "CUDA-marked tests"
 python -m pytest -q -rs tests/test_speed_paths.py -k "gpu or pinned" || status=1
+python -m pytest -q -rs tests/test_conv.py -k cuda || status=1
 
 step "throughput (gpu_throughput.py)"
 python examples/benchmarks/gpu_throughput.py || status=1

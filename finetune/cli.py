@@ -133,47 +133,43 @@ def main(data, source, schedules, labels_per_class, labels, seeds, seed, head, d
     if not data:
         raise usage_error("missing DATA: e.g. `finetune digits --from runs/dbn --from random:runs/dbn`")
     from pretrain.data.specs import load_data
-    from .study.cells import start_workers, stop_workers
-    if source and not (classifier_dir or advise):
-        start_workers(jobs, threads)  # in the background: their start overlaps the reading of the data
-    try:
+    from .study.cells import worker_processes
+    comparing = bool(source) and not (classifier_dir or advise)
+    with worker_processes(jobs if comparing else 1, threads):  # started now: their start overlaps the data's reading
         dataset = load_data(data, data_dir=data_dir, split_seed=split_seed)
-    except BaseException:
-        stop_workers(kill=True)  # compare() stops them otherwise
-        raise
-    if classifier_dir:
-        from .predict import write_predictions
-        click.echo(f"wrote {write_predictions(classifier_dir, dataset, predictions)}")
-        return
-    if not source:
-        raise usage_error("no --from given: e.g. --from runs/dbn --from random:runs/dbn")
-    if advise:
-        return _advise(dataset, source, labels_per_class, labels, seed, report_dir, device=device,
-                       split_seed=split_seed, data_dir=data_dir, input_size=input_size,
-                       adapt_first_conv=adapt_first_conv, progress=not quiet)
-    from pretrain.core.device import resolve_device
-    from pretrain.core.distributed import is_writer, process_group
-
-    from .study.experiment import compare
-    from .study.report import format_table, write_report
-    with warnings.catch_warnings(), process_group(resolve_device(device)) as rank_device:  # torchrun: cells spread
-        warnings.showwarning = _show_warning
-        rows = compare(
-            dataset, list(source), list(dict.fromkeys(schedules)), labels_per_class, list(range(seed, seed + seeds)),
-            labels=labels, save=save_dir, head=head, drop_top=drop_top, unfreeze=unfreeze,
-            body_lr_scale=body_lr_scale, lr_decay=lr_decay, lr=lr, epochs=epochs, batch_size=batch_size,
-            device=str(rank_device), split_seed=split_seed, input_size=input_size, adapt_first_conv=adapt_first_conv,
-            semi=semi, semi_weight=semi_weight, augment=augment, jobs=jobs, threads=threads,
-            progress=not quiet and is_writer())
-        if not is_writer():
+        if classifier_dir:
+            from .predict import write_predictions
+            click.echo(f"wrote {write_predictions(classifier_dir, dataset, predictions)}")
             return
-    click.echo(format_table(rows))
-    if report_dir:
-        rows.config["command"] = command_line(click.get_current_context())
-        for path in write_report(rows, report_dir):
-            click.echo(f"wrote {path}")
-    if save_dir:
-        click.echo(f"saved the fine-tuned model{'s' if len(rows) > 1 else ''} under {save_dir}")
+        if not source:
+            raise usage_error("no --from given: e.g. --from runs/dbn --from random:runs/dbn")
+        if advise:
+            return _advise(dataset, source, labels_per_class, labels, seed, report_dir, device=device,
+                           split_seed=split_seed, data_dir=data_dir, input_size=input_size,
+                           adapt_first_conv=adapt_first_conv, progress=not quiet)
+        from pretrain.core.device import resolve_device
+        from pretrain.core.distributed import is_writer, process_group
+
+        from .study.experiment import compare
+        from .study.report import format_table, write_report
+        with warnings.catch_warnings(), process_group(resolve_device(device)) as rank_device:  # torchrun: cells spread
+            warnings.showwarning = _show_warning
+            rows = compare(
+                dataset, list(source), list(dict.fromkeys(schedules)), labels_per_class,
+                list(range(seed, seed + seeds)), labels=labels, save=save_dir, head=head, drop_top=drop_top,
+                unfreeze=unfreeze, body_lr_scale=body_lr_scale, lr_decay=lr_decay, lr=lr, epochs=epochs,
+                batch_size=batch_size, device=str(rank_device), split_seed=split_seed, input_size=input_size,
+                adapt_first_conv=adapt_first_conv, semi=semi, semi_weight=semi_weight, augment=augment, jobs=jobs,
+                threads=threads, progress=not quiet and is_writer())
+            if not is_writer():
+                return
+        click.echo(format_table(rows))
+        if report_dir:
+            rows.config["command"] = command_line(click.get_current_context())
+            for path in write_report(rows, report_dir):
+                click.echo(f"wrote {path}")
+        if save_dir:
+            click.echo(f"saved the fine-tuned model{'s' if len(rows) > 1 else ''} under {save_dir}")
 
 
 def _advise(dataset, sources, labels_per_class, labels, seed, report_dir, **options):

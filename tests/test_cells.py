@@ -116,6 +116,47 @@ def test_nothing_waits_for_a_worker_once_this_process_has_taken_every_task():
     assert {pid for _, pid, _ in results} == {os.getpid()} and time.monotonic() - started < 1.5
 
 
+def test_the_workers_of_an_enclosing_block_serve_every_block_inside_it():
+    """``compare()`` in a loop inside one ``worker_processes`` block: the same worker serves every call."""
+    import os
+    workers = []
+    with cells.worker_processes(2, 1):
+        for _ in range(2):
+            with cells.worker_processes(2, 1):  # what each compare() opens
+                for ready in cells.start_workers(2, 1).warmed_up:
+                    ready.result()
+                results = cells.execute(process_of, [(label,) for label in "abcdef"], jobs=2, threads=1)
+                workers.append({pid for _, pid, _ in results} - {os.getpid()})
+    assert len(workers[0]) == 1 and workers[0] == workers[1]
+
+
+def fails_here_while_a_worker_is_busy(label, parent, marker):
+    """In the worker: mark the start, then a minute's task. Here: fail once the worker is busy."""
+    import os
+    from pathlib import Path
+    if os.getpid() != parent:
+        Path(marker).touch()
+        time.sleep(60)
+        return label
+    deadline = time.monotonic() + 60
+    while not Path(marker).exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    raise ValueError("this process failed")
+
+
+def test_a_failure_here_does_not_wait_for_the_cells_the_workers_run(tmp_path):
+    import os
+
+    import pytest
+    cells.start_workers(2, 1)
+    tasks = [(label, os.getpid(), str(tmp_path / "busy")) for label in "ab"]
+    started = time.monotonic()
+    with pytest.raises(ValueError, match="this process failed"):
+        cells.execute(fails_here_while_a_worker_is_busy, tasks, jobs=2, threads=1)
+    assert (tmp_path / "busy").exists()  # the worker was running its minute-long task
+    assert time.monotonic() - started < 30  # its start takes 2-4 s; its task alone would take 60
+
+
 def test_a_command_with_workers_leaves_no_memory_maps_behind(tmp_path):
     """Arrays over a megabyte reach the workers as memory maps in /dev/shm or the temporary folder; the
     command deletes them as it ends (before, loky's resource tracker warned about them at exit)."""

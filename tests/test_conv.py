@@ -10,6 +10,7 @@ from finetune.networks.sources import load_source
 from finetune.training.augment import Augment, make_augment
 from pretrain.core.errors import LayerwiseError
 from pretrain.layers import LayerSpec, pooling
+from pretrain.layers.convolution import unpool as pooling_unpool
 from pretrain.training import greedy
 
 from test_layers import error, train
@@ -177,6 +178,13 @@ def test_probabilistic_max_pooling_over_one_unit_is_the_plain_crbm():
     v = torch.rand(4, 2, 6, 7, dtype=torch.float64)
     torch.testing.assert_close(pooled(v), plain(v))
     torch.testing.assert_close(pooled.free_energy(v), plain.free_energy(v))
+
+
+@pytest.mark.parametrize("pool, size", [(2, 7), (3, 7), (3, 8), (4, 6)])
+def test_unpooling_copies_each_maximum_over_its_own_window(pool, size):
+    maps = torch.randn(2, 3, size, size)
+    copied = pooling_unpool(F.max_pool2d(maps, pool, ceil_mode=True), pool, (size, size))
+    assert copied.shape == maps.shape and (copied >= maps).all()  # no unit exceeds the maximum of its window
 
 
 def test_conv_layers_need_images():

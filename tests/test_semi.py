@@ -101,6 +101,7 @@ def test_unlabeled_batches_never_hold_test_images(small_stack, monkeypatch):
     {"kind": "ae", "n_visible": 12, "n_hidden": 5, "options": {"tied": False, "loss": "mse", "act": "relu"}},
     {"kind": "cae", "input_shape": [2, 9, 7], "filters": 3, "options": {"kernel": 3, "loss": "ce"}},
     {"kind": "cae", "input_shape": [1, 9, 7], "filters": 3, "options": {"tied": False, "stride": 2, "loss": "mse"}},
+    {"kind": "cae", "input_shape": [1, 8, 8], "filters": 3, "options": {"stride": 2, "pool": 3, "loss": "ce"}},
     {"kind": "crbm", "input_shape": [1, 8, 8], "filters": 4, "options": {"kernel": 3, "visible": "binary"}},
     {"kind": "crbm", "input_shape": [3, 8, 8], "filters": 4, "options": {"pool": 1, "visible": "gaussian"}},
 ])
@@ -116,6 +117,21 @@ def test_decoders_decode_as_their_layers_and_follow_tied_encoders(config):
         encoder.weight.mul_(2)  # fine-tuning moves the encoder: a tied decoder moves with it
     moved = not torch.allclose(decoder(h, encoder), layer.decode(h), atol=1e-5)
     assert moved == (config["options"].get("tied", True))
+
+
+@pytest.mark.parametrize("config", [
+    {"kind": "ae", "n_visible": 12, "n_hidden": 5, "options": {"tied": False}},
+    {"kind": "cae", "input_shape": [2, 9, 7], "filters": 3, "options": {"kernel": 3, "tied": False}},
+])
+def test_a_controls_untied_decoder_starts_from_glorot_weights_and_zero_biases(config):
+    layer = build_layer(config)
+    decoder = decoder_of(layer)
+    torch.manual_seed(0)
+    decoder.reset()
+    fan_out, fan_in, *window = decoder.weight.shape
+    bound = (6 / ((fan_in + fan_out) * int(np.prod(window or [1])))) ** 0.5
+    assert decoder.weight.abs().max() <= bound and decoder.weight.abs().max() > 0.8 * bound
+    assert not torch.equal(decoder.weight, layer.decoder_weight.detach()) and not decoder.visible_bias.any()
 
 
 def test_the_ramp_rises_from_zero_between_its_steps():

@@ -95,14 +95,19 @@ class Body(nn.Module):
                     self.row_bytes)
 
 
+def glorot_bound(weight: torch.Tensor) -> float:
+    """Glorot & Bengio (2010): uniform weights within ``sqrt(6 / (fan_in + fan_out))``, the fans of a filter
+    bank ``[out, in, k, k]`` counted over its ``k x k`` window, as the conv layers start."""
+    fan_out, fan_in = weight.shape[:2]
+    return math.sqrt(6 / ((fan_in + fan_out) * weight[0, 0].numel()))
+
+
 def glorot_reset(module: nn.Module) -> None:
-    """Glorot & Bengio (2010) uniform weights and zero biases for every ``nn.Linear`` and ``nn.Conv2d``
-    (fans counted over the kernel window, as the conv layers start): the random-init control."""
+    """:func:`glorot_bound` uniform weights and zero biases for every ``nn.Linear`` and ``nn.Conv2d``: the
+    random-init control."""
     for part in module.modules():
         if isinstance(part, (nn.Linear, nn.Conv2d)):
-            fan_out, fan_in = part.weight.shape[:2]
-            window = part.weight[0, 0].numel()
-            bound = math.sqrt(6 / ((fan_in + fan_out) * window))
+            bound = glorot_bound(part.weight)
             nn.init.uniform_(part.weight, -bound, bound)
             nn.init.zeros_(part.bias)
 

@@ -86,14 +86,21 @@ def stop_workers(kill: bool = False) -> None:
 
 @contextmanager
 def worker_processes(jobs: int, threads: int = 0):
-    """:func:`start_workers` for the block, then :func:`stop_workers` (at once when the block fails)."""
+    """:func:`start_workers` for the block, then :func:`stop_workers` (at once when the block fails).
+
+    Workers that an enclosing block started are its own to stop: a program that calls ``compare()``
+    in a loop inside one ``worker_processes`` block starts them once (2-4 s each time otherwise).
+    """
+    outermost = "executor" not in _STARTED
     start_workers(jobs, threads)
     try:
         yield
     except BaseException:
-        stop_workers(kill=True)
+        if outermost:
+            stop_workers(kill=True)
         raise
-    stop_workers()
+    if outermost:
+        stop_workers()
 
 
 def _prepare_worker() -> None:
@@ -137,7 +144,8 @@ def execute(function: Callable, tasks: Iterable[tuple], jobs: int = 1, threads: 
         while (index := queue.take()) is not None:
             results[index] = _in_worker(function, per_worker, tasks[index], restore=True)
     except BaseException:
-        queue.stop()  # a failed task fails the run: the workers get no more
+        queue.stop()  # a failed task fails the run: the workers get no more,
+        stop_workers(kill=True)  # and the ones they run are not waited for (the feeders wait on them)
         raise
     finally:
         for feeder in feeders:

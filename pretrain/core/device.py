@@ -27,16 +27,24 @@ _WATCH = {}
 
 
 def resolve_device(device: str = "auto"):
-    """``auto`` -> CUDA when present, else CPU (a ``torch.device``); one line when CUDA is asked for and missing."""
+    """``auto`` -> CUDA when present, else CPU (a ``torch.device``); one line when CUDA is asked for and missing.
+
+    On CUDA, cuDNN is held to its deterministic convolution algorithms: its fastest ones for a filter's
+    gradient add partial sums in a varying order, so a conv run would not repeat from its seed, nor a
+    ``--resume`` equal the uninterrupted run.
+    """
     import torch
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise LayerwiseError(f"device={device!r}: no CUDA device is available here; use 'cpu' or 'auto'")
     try:
-        return torch.device(device)
+        resolved = torch.device(device)
     except RuntimeError:
         raise LayerwiseError(f"unknown device {device!r}: use auto, cpu or cuda") from None
+    if resolved.type == "cuda":
+        torch.backends.cudnn.deterministic = True
+    return resolved
 
 
 def usable_cores() -> int:

@@ -132,10 +132,8 @@ class ConvLayer(Layer):
         return F.max_pool2d(h, pool, ceil_mode=True) if pool > 1 else h
 
     def unpool(self, code: torch.Tensor) -> torch.Tensor:
-        """A code back to the hidden maps' size, each pooled value copied over its window."""
-        if self.hparams["pool"] == 1:
-            return code
-        return F.interpolate(code, size=self.map_shape[1:], mode="nearest")
+        """A code back to the hidden maps' size, each pooled value copied over its window (:func:`unpool`)."""
+        return unpool(code, self.hparams["pool"], self.map_shape[1:])
 
     def conv_modules(self, weight: torch.Tensor, bias: torch.Tensor, *after: nn.Module) -> nn.Sequential:
         """``Conv2d`` (a copy of ``weight``, ``bias``) and the modules ``after`` it: what fine-tuning sees."""
@@ -147,3 +145,11 @@ class ConvLayer(Layer):
         """``activation`` and the ``MaxPool2d`` of the code (none at ``pool=1``), to follow the convolution."""
         pool = self.hparams["pool"]
         return (activation, *([nn.MaxPool2d(pool, ceil_mode=True)] if pool > 1 else []))
+
+
+def unpool(code: torch.Tensor, pool: int, size: Tuple[int, int]) -> torch.Tensor:
+    """Each value of a ``pool x pool`` max-pooled ``code`` copied over its window, cropped to the maps' ``size``
+    (the last windows of a size that ``pool`` does not divide are partial, as ``ceil_mode`` pooled them)."""
+    if pool == 1:
+        return code
+    return F.interpolate(code, scale_factor=pool, mode="nearest")[..., :size[0], :size[1]]

@@ -125,7 +125,8 @@ def body_from_stack(stack: Stack, name: str, random_init: bool = False) -> Body:
             glorot_reset(group)
     names = [f"{layer.kind}{i + 1}" for i, layer in enumerate(stack.layers)]
     return Body(groups, [layer.n_hidden for layer in stack.layers], stack.preprocess, name, names, nn.Flatten(),
-                row_bytes=max(layer.row_bytes for layer in stack.layers), info={"data": stack.info.get("data"), "split_seed": stack.info.get("split_seed"),
+                row_bytes=stack.row_bytes,
+                info={"data": stack.info.get("data"), "split_seed": stack.info.get("split_seed"),
                       # enough to rebuild the same modules without the stack file (see finetune.networks.classifier)
                       "recipe": {"kind": "stack", "layers": [layer.config() for layer in stack.layers],
                                  "preprocessing": stack.preprocessing.to_dict()}})
@@ -134,7 +135,8 @@ def body_from_stack(stack: Stack, name: str, random_init: bool = False) -> Body:
 def pixels_body(preprocessing, name: str = "pixels") -> Body:
     """A body without layers: the preprocessed input is the feature vector (``--from pixels``)."""
     return Body([], [], preprocessing, name, in_features=preprocessing.n_features,
-                row_bytes=4 * preprocessing.n_features, info={"recipe": {"kind": "pixels", "preprocessing": preprocessing.to_dict()}})
+                row_bytes=4 * preprocessing.n_features,  # float32 inputs
+                info={"recipe": {"kind": "pixels", "preprocessing": preprocessing.to_dict()}})
 
 
 def torchvision_body(spec: str, image_shape, input_size: Optional[int] = None, adapt_first_conv: bool = False,

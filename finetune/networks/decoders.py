@@ -33,6 +33,7 @@ matrices and filter banks (its tied ones are its encoders). The encoder of a
 layer is the first ``Linear`` or ``Conv2d`` of its body group
 (:func:`encoder_of`: a dense layer on feature maps starts with ``Flatten``).
 """
+from abc import ABC, abstractmethod
 from typing import List, Optional, Sequence
 
 import torch
@@ -44,7 +45,7 @@ from pretrain.layers.convolution import unpool
 from .body import glorot_bound
 
 
-class Decoder(nn.Module):
+class Decoder(nn.Module, ABC):
     """``E[input | code]`` of one layer: what every kind shares (visible biases, an untied weight, the error);
     subclasses say how codes become the pre-activation (:meth:`logits`)."""
 
@@ -55,9 +56,9 @@ class Decoder(nn.Module):
         #: an untied decoder weight, or None where the encoder's weight is used
         self.weight = nn.Parameter(weight.detach().clone()) if weight is not None else None
 
+    @abstractmethod
     def logits(self, h: torch.Tensor, encoder: nn.Module) -> torch.Tensor:
         """The decoder's pre-activation from codes ``h``, reading a tied weight from ``encoder``."""
-        raise NotImplementedError
 
     def forward(self, h: torch.Tensor, encoder: nn.Module) -> torch.Tensor:
         r = self.logits(h, encoder)

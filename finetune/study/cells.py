@@ -142,7 +142,7 @@ def execute(function: Callable, tasks: Iterable[tuple], jobs: int = 1, threads: 
         feeder.start()
     try:
         while (index := queue.take()) is not None:
-            results[index] = _in_worker(function, per_worker, tasks[index], restore=True)
+            results[index] = _in_worker(function, per_worker, tasks[index])
     except BaseException:
         queue.stop()  # a failed task fails the run: the workers get no more,
         stop_workers(kill=True)  # and the ones they run are not waited for (the feeders wait on them)
@@ -196,13 +196,8 @@ def on_ranks(function: Callable, tasks: List[tuple]) -> List:
     return [gathered[index % n][index // n] for index in range(len(tasks))]
 
 
-def _in_worker(function: Callable, threads: int, task: tuple, restore: bool = False):
-    """``function(*task)`` with ``threads`` torch threads (put back afterwards with ``restore``)."""
-    import torch
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
+def _in_worker(function: Callable, threads: int, task: tuple):
+    """``function(*task)`` with ``threads`` torch threads, the number there was put back afterwards."""
+    from pretrain.core.device import torch_threads
+    with torch_threads(threads):
         return function(*task)
-    finally:
-        if restore:
-            torch.set_num_threads(before)

@@ -1,5 +1,5 @@
 """The ``cae`` layer as a scikit-learn transformer of flattened images."""
-from ._base import _ImageTransformer
+from ._image import _ImageTransformer
 
 
 class ConvAutoencoder(_ImageTransformer):

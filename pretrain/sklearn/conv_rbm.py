@@ -1,5 +1,5 @@
 """The ``crbm`` layer as a scikit-learn transformer of flattened images."""
-from ._base import _ImageTransformer
+from ._image import _ImageTransformer
 
 
 class ConvRBM(_ImageTransformer):

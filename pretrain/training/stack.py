@@ -77,13 +77,18 @@ class Stack:
         top_maps = self.layers[-1].convolutional
         return nn.Sequential(*self.layer_modules(), *([nn.Flatten()] if top_maps else []))
 
+    @property
+    def row_bytes(self) -> int:
+        """Bytes of the widest tensor one input row makes in the stack (its widest layer's)."""
+        return max(layer.row_bytes for layer in self.layers)
+
     def transform(self, raw, batch_size: Optional[int] = None):
         """Top-layer codes ``encoder()(preprocess(raw))``: a numpy array for numpy input, a tensor for a tensor;
         in chunks of ``batch_size`` rows (None: :func:`pretrain.core.batches.rows_within` the widest layer)."""
         encoder = self.encoder().eval()
         as_tensor = isinstance(raw, torch.Tensor)
         x = self.preprocess(raw.cpu().numpy() if as_tensor else raw)
-        batch_size = batch_size or rows_within(max(layer.row_bytes for layer in self.layers))
+        batch_size = batch_size or rows_within(self.row_bytes)
         codes = map_batches(encoder, x, batch_size) if len(x) else x.new_zeros(0, self.n_outputs)
         return codes if as_tensor else codes.numpy()
 

@@ -67,9 +67,9 @@ def filters_figure(stack: Stack):
     if shape is None:
         return None
     layer = stack.layers[0]
-    # to_modules() holds the weights as a plain Linear or Conv2d sees them (a grbm's divided by its std).
-    weights = layer.to_modules()[0].weight.detach()[:MAX_FILTERS]
-    if layer.convolutional:  # [filters, C, k, k]: each filter is a k x k image
+    # the weights as a plain Linear or Conv2d sees them (a grbm's divided by its std), a patch layer's dictionary
+    weights = layer.picture_weights()[:MAX_FILTERS]
+    if weights.ndim == 4:  # [filters, C, k, k]: each filter is a k x k image
         weights = weights.permute(0, 2, 3, 1)
         shape = weights.shape[1:]
     weights = weights.reshape(len(weights), -1)
@@ -90,6 +90,8 @@ def filters_figure(stack: Stack):
 def reconstructions_figure(stack: Stack, examples: Optional[np.ndarray]):
     """Test images (top row) and their reconstructions through 1, 2, ... all layers (rows below)."""
     if stack.preprocessing.image_shape is None or examples is None or not len(examples):
+        return None
+    if not all(layer.decodes_codes for layer in stack.layers):  # pooled patch features have no way back down
         return None
     x = stack.preprocess(examples)
     rows = [x] + [reconstruct_through(stack.layers[:depth], x) for depth in range(1, len(stack.layers) + 1)]

@@ -109,7 +109,8 @@ def glorot_reset(module: nn.Module) -> None:
         if isinstance(part, (nn.Linear, nn.Conv2d)):
             bound = glorot_bound(part.weight)
             nn.init.uniform_(part.weight, -bound, bound)
-            nn.init.zeros_(part.bias)
+            if part.bias is not None:  # a dictionary's Linear has none
+                nn.init.zeros_(part.bias)
 
 
 def body_from_stack(stack: Stack, name: str, random_init: bool = False) -> Body:

@@ -84,13 +84,16 @@ class StackSource(Source):
         stack = load_stack(self.folder)
         body = body_from_stack(stack, name=self.text)
         check_provenance(body, self.text, dataset)
-        self._decoders = stack_decoders(stack.layers)
+        self._decoders = stack_decoders(stack.layers) if all(layer.decodes_codes for layer in stack.layers) else None
         return body
 
     def decoders(self, seed: int = 0) -> List[nn.Module]:
         """The pretrained layers' decoders, a fresh copy per cell."""
         if self._prototype is None:
             raise LayerwiseError(f"source={self.text}: bind the source to data first (Source.bind)")
+        if self._decoders is None:
+            raise LayerwiseError(f"semi=reconstruction needs each layer's decoder of its codes: source={self.text} "
+                                 "has patch layers, whose pooled features have none; use semi=pseudo-label")
         return copy.deepcopy(self._decoders)
 
     @property

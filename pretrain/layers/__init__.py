@@ -2,7 +2,7 @@
 from .base import Layer, build_layer, get_layer_class, list_layers, register_layer
 from .options import Option, options_table, validate_options
 from .spec import TRAINER_OPTIONS, LayerSpec, describe_layers
-from . import ae, cae, crbm, grbm, rbm  # noqa: F401  (registration side effect)
+from . import ae, cae, crbm, grbm, kmeans, patch, rbm, sampled  # noqa: F401  (registration side effect)
 
 __all__ = ["TRAINER_OPTIONS", "Layer", "LayerSpec", "Option", "build_layer", "describe_layers",
            "get_layer_class", "list_layers", "options_table", "register_layer", "validate_options"]

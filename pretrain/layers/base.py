@@ -163,6 +163,11 @@ class Layer(nn.Module, ABC):
     options: ClassVar[Dict[str, Option]] = {}
     #: True for kinds that see images ``[N, C, H, W]`` (and pass feature maps up).
     convolutional: ClassVar[bool] = False
+    #: False for kinds whose training is their data-dependent start alone (the trainer runs no epochs).
+    learns: ClassVar[bool] = True
+    #: False for kinds whose ``decode`` reads the codes of their training rows, not the codes they pass up
+    #: (patch layers pool over regions): no reconstructions through the stack, no ``semi=reconstruction``.
+    decodes_codes: ClassVar[bool] = True
 
     def __init__(self, n_visible: int, n_hidden: int, **options):
         super().__init__()
@@ -258,7 +263,22 @@ class Layer(nn.Module, ABC):
         return "unit"
 
     def init_from_data(self, v: torch.Tensor) -> None:
-        """Optional data-dependent initialisation from a sample of the training inputs."""
+        """Optional data-dependent initialisation from a sample of the training rows (:meth:`training_rows`)."""
+
+    def training_rows(self, x: torch.Tensor, fit: bool = False) -> torch.Tensor:
+        """The rows the learning rule and the reconstruction monitors see of inputs ``x``: ``x`` itself here.
+
+        Patch layers sample patches of the images ``x`` instead, normalised and
+        whitened; ``fit=True`` (the training inputs) first fits what the layer
+        derives from them (its whitening). :meth:`loss`, :meth:`reconstruct` and
+        :meth:`decode` are about these rows; :meth:`forward` reads the inputs.
+        """
+        return x
+
+    def picture_weights(self) -> torch.Tensor:
+        """The weights into each unit as ``plots/filters.png`` draws them: ``[units, C, k, k]`` filters, or
+        ``[units, inputs]`` rows; by default those of the first plain module (:meth:`to_modules`)."""
+        return self.to_modules()[0].weight.detach()
 
     def reconstruct(self, v: torch.Tensor) -> torch.Tensor:
         """One-step mean-field reconstruction: ``decode(forward(v))``."""

@@ -25,8 +25,8 @@ one line that names the remedy:
   0). See :data:`ERROR_MARGIN` for the measurements.
 
 The input is checked before training (:func:`check_input`): NaN and infinite
-values are counted, and constant data is named as such, instead of being
-reported as a divergence.
+values are counted (:func:`check_finite`, which ``finetune`` also uses), and
+constant data is named as such, instead of being reported as a divergence.
 """
 from dataclasses import dataclass, replace
 from typing import Dict
@@ -46,22 +46,37 @@ ERROR_MARGIN = 2.0
 MAX_PARAMETER = 1e3
 
 
-def check_input(x, what: str = "the data", remedy: str = "check that the right data was loaded") -> None:
-    """Refuse input holding NaN or infinite values, or whose every feature is constant.
+def check_finite(x, what: str = "the data", use: str = "pretraining") -> None:
+    """Refuse input holding NaN or infinite values: one line counting them, naming ``use`` (what they would spoil).
 
-    ``x`` is an array or tensor ``[N, ...]``; ``what`` names it in the message,
-    ``remedy`` ends the message about constant input.
+    ``x`` is an array or tensor ``[N, ...]``; integer data passes without a look (it cannot hold NaN).
     """
-    flat = np.asarray(x.cpu() if isinstance(x, torch.Tensor) else x).reshape(len(x), -1)
+    flat = _rows(x)
     if flat.dtype.kind in "fc":
         nan, inf = int(np.isnan(flat).sum()), int(np.isinf(flat).sum())
         if nan or inf:
             rows = int((~np.isfinite(flat)).any(1).sum())
             raise LayerwiseError(f"{what} holds {nan} NaN and {inf} infinite value(s) in {rows} of {len(flat)} "
-                                 "examples: remove or impute them before pretraining")
+                                 f"examples: remove or impute them before {use}")
+
+
+def check_input(x, what: str = "the data", remedy: str = "check that the right data was loaded",
+                use: str = "pretraining") -> None:
+    """Refuse input holding NaN or infinite values (:func:`check_finite`), or whose every feature is constant.
+
+    ``x`` is an array or tensor ``[N, ...]``; ``what`` names it in the message,
+    ``remedy`` ends the message about constant input.
+    """
+    check_finite(x, what, use)
+    flat = _rows(x)
     if len(flat) and (flat.max(0) == flat.min(0)).all():
         raise LayerwiseError(f"{what} is constant (all {len(flat)} examples are the same): "
                              f"there is nothing to learn; {remedy}")
+
+
+def _rows(x) -> np.ndarray:
+    """``x`` (array or tensor) as a numpy array of one row per example."""
+    return np.asarray(x.cpu() if isinstance(x, torch.Tensor) else x).reshape(len(x), -1)
 
 
 def mean_error(train: torch.Tensor, held_out: torch.Tensor) -> float:
@@ -98,8 +113,9 @@ class Guard:
         for name, value in largest.items():
             if not np.isfinite(value):
                 return f"its {name} holds non-finite values"
-        name = max(largest, key=largest.get)
-        if largest[name] > MAX_PARAMETER:
+        sizes = {name: largest[name] for name, _ in layer.named_parameters() if name in largest}  # not counts
+        name = max(sizes, key=sizes.get)
+        if sizes[name] > MAX_PARAMETER:
             return f"its {name} reached {largest[name]:.3g} (limit {MAX_PARAMETER:g})"
         error = metrics.get("recon_val", metrics["recon_train"])
         if error > ERROR_MARGIN * self.reference:

@@ -28,7 +28,7 @@ from ..core.distributed import (all_sum, broadcast_object, describe, is_writer, 
 from .divergence import Guard, check_input, mean_error
 from .epoch import layer_optimizer, run_epoch
 from ..core.errors import LayerwiseError
-from ..core.io import check_writable, load_state, rebuilding
+from ..core.io import check_writable, load_state, made_for_the_block, rebuilding
 from ..layers import Layer, LayerSpec, get_layer_class
 from ..core.lock import OutputLock, PrivateCache, remove_orphans
 from ..likelihood.scoring import likelihood_monitor
@@ -85,12 +85,14 @@ def train_layer(layer: Layer, spec: LayerSpec, index: int, run: Run, x_train: to
                 x_val: torch.Tensor, progress: bool) -> None:
     """Train one layer on cached inputs, checkpointing after every epoch."""
     settings = run.settings
-    epochs = spec.epochs or settings["epochs"]
+    epochs = (spec.epochs or settings["epochs"]) if layer.learns else 0  # a sampled dictionary: its start alone
     lr = spec.lr or settings["lr"] or type(layer).default_lr
     batch_size = settings["batch_size"]
     device = next(layer.parameters()).device
     optimizer = layer_optimizer(layer, lr)
     start_epoch = 0
+    with phase("training rows"):  # what the learning rule sees: the inputs, or a patch layer's whitened patches
+        x_train, x_val = layer.training_rows(x_train, fit=True), layer.training_rows(x_val)
     monitor_rows = x_train[:max(len(x_val), MIN_MONITOR_ROWS)]
     layer.init_from_data(x_train[:10000].to(device))  # on a resume too: the guard's reference is the untrained layer
     reported = x_val if len(x_val) else monitor_rows  # the slice whose error the epochs report
@@ -165,7 +167,7 @@ def pretrain_stack(data, layers: Sequence[Union[str, LayerSpec]], out: Union[str
         if run.out is None:
             return train_stack(dataset, specs, run, device, cache_dir, progress)
         # a second run on this folder stops here, with one line; only rank 0 holds the lock
-        with OutputLock(check_writable(run.out)) if is_writer() else nullcontext():
+        with made_for_the_block(run.out), OutputLock(check_writable(run.out)) if is_writer() else nullcontext():
             if open_run(run, resume, overwrite):
                 return finished_stack(run)
             return train_stack(dataset, specs, run, device, cache_dir, progress)

@@ -1,0 +1,81 @@
+"""Feature encoders over a dictionary, and pooling over a grid of image regions (Coates, Lee & Ng 2011).
+
+For a whitened patch ``w`` and a dictionary ``D`` (rows ``d_k``, held by an ``nn.Linear``):
+
+* triangle (k-means' "soft" encoder, their eq. 2): ``z_k = ||w - d_k||``,
+  ``f_k = max(0, mean_j z_j - z_k)``: about half the features are zero, those of
+  centroids farther than average;
+* soft threshold (Coates & Ng 2011, "The importance of encoding versus
+  training"): ``f_k = max(0, d_k . w - alpha)``.
+
+Pooling (their s. 3.3) sums, or takes the maximum of, each feature over the
+cells of a ``grid x grid`` split of the positions (2 x 2: the four quadrants),
+cell ``i`` spanning positions ``[ceil(i L / grid), ceil((i + 1) L / grid))``.
+"""
+import math
+from typing import List
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def triangle(w: torch.Tensor, centroids: torch.Tensor) -> torch.Tensor:
+    """``max(0, mean_j z_j - z_k)`` with ``z_k = ||w - c_k||``, for ``w`` ``[..., d]`` and ``centroids`` ``[K, d]``."""
+    z = w @ centroids.T  # then, in place: ||w||^2 - 2 w.c + ||c||^2, its root, and the triangle
+    z.mul_(-2).add_(centroids.pow(2).sum(1)).add_(w.pow(2).sum(-1, keepdim=True)).clamp_(min=0).sqrt_()
+    return z.sub_(z.mean(-1, keepdim=True)).neg_().clamp_(min=0)
+
+
+class Triangle(nn.Module):
+    """The triangle code of the centroids that ``linear`` holds as its weight (its bias, if any, unused)."""
+
+    def __init__(self, linear: nn.Linear):
+        super().__init__()
+        self.linear = linear
+
+    def forward(self, w: torch.Tensor) -> torch.Tensor:
+        return triangle(w, self.linear.weight)
+
+
+class SoftThreshold(nn.Module):
+    """``max(0, x - alpha)``: the soft threshold of a dictionary's responses ``x``."""
+
+    def __init__(self, alpha: float):
+        super().__init__()
+        self.alpha = float(alpha)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(x - self.alpha)
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}"
+
+
+def region_edges(length: int, grid: int) -> List[int]:
+    """The ``grid + 1`` boundaries of the cells that split ``length`` positions (``ceil(i L / grid)``)."""
+    return [math.ceil(i * length / grid) for i in range(grid + 1)]
+
+
+def region_pool(maps: torch.Tensor, grid: int, mode: str) -> torch.Tensor:
+    """Channels-last feature maps ``[N, H, W, K]`` summed (``mode="sum"``) or maxed over each cell of a
+    ``grid x grid`` split: ``[N, K, grid, grid]``."""
+    rows, columns = region_edges(maps.shape[1], grid), region_edges(maps.shape[2], grid)
+    reduce = (lambda cell: cell.sum((1, 2))) if mode == "sum" else (lambda cell: cell.amax((1, 2)))
+    cells = [reduce(maps[:, rows[i]:rows[i + 1], columns[j]:columns[j + 1]])
+             for i in range(grid) for j in range(grid)]
+    return torch.stack(cells, -1).reshape(len(maps), -1, grid, grid)
+
+
+class RegionPool(nn.Module):
+    """:func:`region_pool` as a module: the last of a patch layer's encoder."""
+
+    def __init__(self, grid: int, mode: str):
+        super().__init__()
+        self.grid, self.mode = grid, mode
+
+    def forward(self, maps: torch.Tensor) -> torch.Tensor:
+        return region_pool(maps, self.grid, self.mode)
+
+    def extra_repr(self) -> str:
+        return f"grid={self.grid}, mode={self.mode}"

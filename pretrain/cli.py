@@ -8,7 +8,8 @@ STARTED = time.perf_counter()  # for --profile: imports and argument parsing cou
 
 import click  # noqa: E402
 
-from .commandline import CONTEXT, Finite, Parsed, common_options, data_help, report_errors, usage_error  # noqa: E402
+from .commandline import (CONTEXT, Finite, Parsed, common_options, data_help, one_line, report_errors,  # noqa: E402
+                          usage_error)
 
 
 def list_layers_callback(ctx, _param, value):
@@ -23,9 +24,21 @@ def parse_layer(text: str):
     return LayerSpec.parse(text)
 
 
+def check_layers_callback(_ctx, _param, specs):
+    """The whole ``-l`` list checked as it is parsed (:mod:`pretrain.training.layer_list`): a usage mistake."""
+    from .core.errors import LayerwiseError
+    from .training.layer_list import check_layer_list
+    try:
+        check_layer_list(specs)
+    except LayerwiseError as error:
+        raise click.BadParameter(one_line(str(error))) from None
+    return specs
+
+
 @click.command("pretrain", context_settings=CONTEXT, epilog=data_help())
 @click.argument("data", required=False)
 @click.option("-l", "--layer", "layers", multiple=True, type=Parsed(parse_layer, "KIND:UNITS[,key=value...]"),
+              callback=check_layers_callback,
               help="A layer, bottom first; repeat for a stack, e.g. -l rbm:500 -l rbm:500 (see --list-layers).")
 @click.option("-o", "--out", type=click.Path(file_okay=False),
               help="Output folder for stack.pt, stack.json, plots (without it nothing is saved).")

@@ -69,6 +69,25 @@ def check_writable(folder) -> Path:
     return folder
 
 
+@contextmanager
+def made_for_the_block(folder) -> Iterator[None]:
+    """Remove the folders the block makes (``folder`` and the parents it lacked) when the block fails and they
+    are still empty: a run refused or stopped before it wrote anything leaves the disk as it found it.
+
+    A folder that existed before, or that holds anything (a checkpoint to resume), is left alone.
+    """
+    missing = [] if folder is None else [path for path in (Path(folder), *Path(folder).parents) if not path.exists()]
+    try:
+        yield
+    except BaseException:
+        for path in missing:  # deepest first
+            try:
+                path.rmdir()
+            except OSError:  # not empty, or gone already
+                break
+        raise
+
+
 def _atomic_write(path: Path, write) -> None:
     """Write through ``write(file)`` to a temporary file beside ``path``, then rename over it.
 

@@ -74,11 +74,13 @@ POSITIVE = Finite(min=0, min_open=True)
               help="Learning-rate factor per group further down the body (1: all at the same rate).")
 @click.option("--lr", default=1e-3, type=POSITIVE, help="The head's learning rate (Adam).")
 @click.option("--epochs", default=100, type=click.IntRange(min=1), help="Most epochs per stage (early stopping ends sooner).")
-@click.option("--batch-size", default=64, type=click.IntRange(min=1))
+@click.option("--batch-size", default=64, type=click.IntRange(min=2),
+              help="Labeled examples per optimizer step (at least 2: BatchNorm needs two to normalise).")
 @click.option("--report", "report_dir", type=click.Path(file_okay=False),
               help="Write results.json, results.csv, results.md and learning_curves.png here.")
 @click.option("--save", "save_dir", type=click.Path(file_okay=False),
               help="Keep the fine-tuned model(s) here (one subfolder each when several).")
+@click.option("--overwrite", is_flag=True, help="Replace the results an earlier run left in --save or --report.")
 @click.option("--input-size", type=click.IntRange(min=1), help="Resize images to N x N for torchvision backbones.")
 @click.option("--adapt-first-conv", is_flag=True,
               help="Torchvision backbones: sum the first convolution over RGB for grayscale input.")
@@ -109,8 +111,8 @@ POSITIVE = Finite(min=0, min_open=True)
 @common_options
 @report_errors
 def main(data, source, schedules, labels_per_class, labels, seeds, seed, head, drop_top, unfreeze, body_lr_scale,
-         lr_decay, lr, epochs, batch_size, report_dir, save_dir, input_size, adapt_first_conv, list_backbones,
-         classifier_dir, predictions, semi, semi_weight, augment, jobs, advise, quiet, device, threads, data_dir,
+         lr_decay, lr, epochs, batch_size, report_dir, save_dir, overwrite, input_size, adapt_first_conv,
+         list_backbones, classifier_dir, predictions, semi, semi_weight, augment, jobs, advise, quiet, device, threads, data_dir,
          split_seed):
     """Fine-tune bodies on few labels of DATA and compare them.
 
@@ -134,6 +136,9 @@ def main(data, source, schedules, labels_per_class, labels, seeds, seed, head, d
         raise usage_error("missing DATA: e.g. `finetune digits --from runs/dbn --from random:runs/dbn`")
     from pretrain.data.specs import load_data
     from .study.cells import worker_processes
+    from .study.checks import REPORTED, SAVED, check_output_folder
+    check_output_folder(report_dir, REPORTED, "report_dir", overwrite)  # before anything trains; compare checks
+    check_output_folder(save_dir, SAVED, "save_dir", overwrite)  # save= too, named as the library names it
     comparing = bool(source) and not (classifier_dir or advise)
     with worker_processes(jobs if comparing else 1, threads):  # started now: their start overlaps the data's reading
         dataset = load_data(data, data_dir=data_dir, split_seed=split_seed)
@@ -156,11 +161,11 @@ def main(data, source, schedules, labels_per_class, labels, seeds, seed, head, d
             warnings.showwarning = _show_warning
             rows = compare(
                 dataset, list(source), list(dict.fromkeys(schedules)), labels_per_class,
-                list(range(seed, seed + seeds)), labels=labels, save=save_dir, head=head, drop_top=drop_top,
-                unfreeze=unfreeze, body_lr_scale=body_lr_scale, lr_decay=lr_decay, lr=lr, epochs=epochs,
-                batch_size=batch_size, device=str(rank_device), split_seed=split_seed, input_size=input_size,
-                adapt_first_conv=adapt_first_conv, semi=semi, semi_weight=semi_weight, augment=augment, jobs=jobs,
-                threads=threads, progress=not quiet and is_writer())
+                list(range(seed, seed + seeds)), labels=labels, save=save_dir, overwrite=overwrite, head=head,
+                drop_top=drop_top, unfreeze=unfreeze, body_lr_scale=body_lr_scale, lr_decay=lr_decay, lr=lr,
+                epochs=epochs, batch_size=batch_size, device=str(rank_device), split_seed=split_seed,
+                input_size=input_size, adapt_first_conv=adapt_first_conv, semi=semi, semi_weight=semi_weight,
+                augment=augment, jobs=jobs, threads=threads, progress=not quiet and is_writer())
             if not is_writer():
                 return
         click.echo(format_table(rows))

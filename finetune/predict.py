@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from pretrain.core.io import save_text
+from pretrain.training.divergence import check_finite
 
 from .networks.classifier import load_classifier
 
@@ -23,9 +24,13 @@ def rows_to_label(dataset):
 
 
 def write_predictions(classifier_dir, dataset, path) -> Path:
-    """Label ``dataset`` with the classifier saved in ``classifier_dir``; write the CSV to ``path``."""
+    """Label ``dataset`` with the classifier saved in ``classifier_dir``; write the CSV to ``path``.
+
+    Data holding NaN or infinity is refused before anything is written (a row of NaN probabilities says nothing).
+    """
     model = load_classifier(classifier_dir)
     x, y = rows_to_label(dataset)
+    check_finite(x, "the data to label", use="predicting")
     probabilities = model.predict_proba(x)
     predicted = model.classes_[probabilities.argmax(1)]
     names = np.asarray(dataset.class_names) if y is not None and dataset.y_train is not None else None

@@ -24,7 +24,8 @@ from pretrain.core.errors import LayerwiseError
 from pretrain.core.progress import progress_line
 
 from ..networks.body import Body
-from .budget import Budget, check_labeled, parse_budgets, sample_labels, validation_split
+from .budget import Budget, parse_budgets, sample_labels, validation_split
+from .checks import SAVED, check_output_folder, check_study_data
 from .cells import execute, worker_processes
 from ..networks.classifier import Classifier, build_head, parse_head
 from ..training.augment import Augment, make_augment
@@ -34,6 +35,8 @@ from ..networks.sources import Source, parse_source
 from ..training.train import TrainSettings, test_metrics, train_classifier
 
 PREPROCESS_CHUNK = 1024
+#: the smallest batch that trains: a batch of one would break BatchNorm, and the loop skips it (training.train)
+MIN_BATCH = 2
 
 
 @dataclass
@@ -73,9 +76,12 @@ class Options:
 
     def __post_init__(self):
         from pretrain.core.device import resolve_device
-        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.jobs < 1:
-            raise LayerwiseError(f"epochs={self.epochs}, batch_size={self.batch_size}, lr={self.lr}, "
-                                 f"jobs={self.jobs}: epochs, batch_size and jobs must be at least 1 and lr positive")
+        if self.epochs < 1 or self.lr <= 0 or self.jobs < 1:
+            raise LayerwiseError(f"epochs={self.epochs}, lr={self.lr}, jobs={self.jobs}: epochs and jobs must be "
+                                 "at least 1 and lr positive")
+        if self.batch_size < MIN_BATCH:
+            raise LayerwiseError(f"batch_size={self.batch_size}: fine-tuning trains on batches of at least "
+                                 f"{MIN_BATCH} (BatchNorm needs two examples to normalise); use {MIN_BATCH} or more")
         self.head_config = parse_head(self.head)
         self.semi_settings = semi_settings(self.semi, self.semi_weight, self.semi_ramp, self.semi_dropout)
         self.semi_weight = self.semi_settings.weight
@@ -100,7 +106,7 @@ class Experiment:
     def __init__(self, data, options: Options):
         self.options = options
         self.dataset = resolve_data(data, options.data_dir, options.split_seed)
-        self.x_train, self.y_train = check_labeled(self.dataset)
+        self.x_train, self.y_train = check_study_data(self.dataset, options.semi != "none")
         self.n_classes = self.dataset.n_classes
         self.classes = self.dataset.class_names
         self.samples: Dict[tuple, np.ndarray] = {}
@@ -209,20 +215,22 @@ def run_config(experiment: "Experiment", sources: Sequence[Source], schedules, b
 def compare(data, sources: Sequence[str], schedules: Sequence[str] = ("two-stage",),
             labels_per_class: Union[str, Sequence, None] = None, seeds: Union[int, Sequence[int]] = 1, *,
             labels: Union[str, Sequence, None] = None, save: Union[str, Path, None] = None,
-            **options) -> Results:
+            overwrite: bool = False, **options) -> Results:
     """Fine-tune every source with every schedule at every label budget, once per seed; return the rows.
 
     ``data``: a data spec (``digits``, ``idx:DIR`` ...), a :class:`pretrain.data.specs.Dataset` or arrays;
     ``sources``: ``--from`` values; ``labels_per_class``: ``"1,10,all"`` or a list, and/or
     ``labels``: totals (with neither: 1, 10 and 100 per class); ``seeds``: how many (0, 1, ...)
     or which; ``options``: the fields of :class:`Options`. With ``save`` every model is saved
-    there (in one subfolder each when there are several). Each row: source, schedule,
+    there (in one subfolder each when there are several); a ``save`` folder that already holds a
+    model is refused before anything trains, unless ``overwrite``. Each row: source, schedule,
     labels_per_class, labels, n_classes, seed, test_accuracy, macro_f1, train_seconds, epochs;
     the returned :class:`Results` also carry the run's ``config``.
     """
     if not sources:
         raise LayerwiseError("no source: give at least one source, e.g. sources=['runs/dbn', 'random:runs/dbn']")
     settings = Options(**options)
+    check_output_folder(save, SAVED, "save", overwrite)
     with worker_processes(settings.jobs, settings.threads):  # their start overlaps the reading of the data
         return run_comparison(data, settings, sources, schedules, labels_per_class, seeds, labels, save)
 

@@ -47,6 +47,7 @@ from pretrain.core.progress import progress_bar
 from pretrain.training.adam import Adam
 
 from ..networks.classifier import Classifier
+from .divergence import check_epoch, check_model
 from .freezing import freeze_to
 from .probe import fit_linear_head
 from .schedule import Stage, param_groups
@@ -170,7 +171,7 @@ def train_stage(model: Classifier, stage: Stage, fit: Split, val: Optional[Split
     optimizer = stage_optimizer(model, stage, settings, semi)
     steps_per_epoch = math.ceil(len(x_fit) / settings.batch_size)
     min_epochs = math.ceil((semi.min_steps(settings.min_steps) if semi else settings.min_steps) / steps_per_epoch)
-    best, best_state, stale, steps, epoch = None, None, 0, 0, 0
+    best, best_state, stale, steps, epoch, loss = None, None, 0, 0, 0, None
     last = semi is not None and stage.frozen < len(model.body.groups)  # a semi stage training the body runs its length
     if val is not None and not last:
         best, best_state = score(model, forward, val, device), trainable_state(trained)
@@ -185,9 +186,11 @@ def train_stage(model: Classifier, stage: Stage, fit: Split, val: Optional[Split
                 continue  # a lone example would break BatchNorm; it is drawn into another batch next epoch
             optimizer.zero_grad(set_to_none=True)
             inputs = x_fit[batch] if augment is None else frozen_bottom(model, augment(x_fit[batch]), stage.frozen)
-            step_loss(model, forward, inputs, y_fit[batch], stage, semi, steps).backward()
+            loss = step_loss(model, forward, inputs, y_fit[batch], stage, semi, steps)
+            loss.backward()
             optimizer.step()
             steps += 1
+        check_epoch(model, loss, settings.lr, f"{desc}, epoch {epoch + 1}")
         if val is None or last:
             continue
         current = score(model, forward, val, device)
@@ -212,7 +215,8 @@ def train_classifier(model: Classifier, stages: List[Stage], fit: Split, val: Op
     A head stage followed by others is kept when the fine-tuned model does not score higher on ``val``;
     under ``linear`` a probe fits on ``fit`` and ``val`` together (nothing else would use ``val``), unless
     ``semi`` trains on from the probe: then ``val`` picks the better of the probe and what follows.
-    Probe stages are fitted without ``semi``; every other stage trains with it.
+    Probe stages are fitted without ``semi``; every other stage trains with it. A stage that diverges, or a
+    trained model that is not finite, ends in one line naming a lower rate (:mod:`.divergence`).
     """
     model.to(settings.device)
     if semi is not None:
@@ -235,6 +239,7 @@ def train_classifier(model: Classifier, stages: List[Stage], fit: Split, val: Op
         if history[-1]["kept"] == "head" and val is not None and is_probe(model, stages[0]):
             history[-1]["refit"] = probe_stage(model, stages[0], join(fit, val), None, settings)
     model.eval()
+    check_model(model, settings.lr, desc or "the trained model")
     return history
 
 

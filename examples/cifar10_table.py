@@ -1,0 +1,153 @@
+"""Coates, Lee & Ng's single-layer table on natural images: learned patch features against their random controls.
+
+    d=$(mktemp -d) && tar xzf ../shared/data/cifar10-train.tar.gz -C "$d"
+    python examples/cifar10_table.py folder:"$d"/cifar10/train -o runs/cifar10-table
+    python examples/cifar10_table.py digits -o runs/table-quick --quick      # seconds: the smoke test
+
+Each learner (``--learners``) pretrains one patch layer on the training split
+without labels (``pretrain``'s stacks under ``DIR/stacks/NAME``, resumed if
+there), and each source, learners, their ``random:`` controls (Glorot
+dictionaries behind the same whitening, encoder and pooling) and ``pixels``,
+encodes the training and test images ONCE; then at each label budget and seed
+a linear head is fitted on the cached features (finetune's converged probe:
+features standardised, multinomial logistic regression, its ``C`` chosen by
+cross-validation, or for budgets over ``CV_MOST`` labels by one held-out tenth
+of them). Writes ``DIR/results.json`` / ``.csv`` / ``.md`` in the format of
+``finetune --report``, after every source, so an interrupted run keeps what it
+measured. The label samples are finetune's (same budget and seed, same rows).
+A control's dictionary is drawn once (seed 0) for all its label samples.
+"""
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.metrics import f1_score
+from torch import nn
+
+import pretrain
+from finetune.networks.sources import load_source
+from finetune.study.budget import parse_budgets, sample_labels
+from finetune.study.report import format_table, write_report
+from finetune.training.probe import fit_linear_head
+from pretrain.core.batches import map_batches
+
+#: the learners of the table: source name -> layer spec (F features, P patches)
+LEARNERS = {
+    "kmeans": "patch-kmeans:{F},patches={P},epochs=10",
+    "rbm": "patch-grbm:{F},patches={P},epochs=10,sparsity=0.05,sparsity_cost=0.3,momentum=0.9,lr=0.005",
+    "ae": "patch-ae:{F},patches={P},epochs=10,sparsity=0.05,beta=3",
+    "patches": "patch-sampled:{F},patches={P}",
+    "kmeans-nowhiten": "patch-kmeans:{F},patches={P},epochs=10,whiten=false",
+    "rbm-nowhiten": "patch-grbm:{F},patches={P},epochs=10,sparsity=0.05,sparsity_cost=0.3,momentum=0.9,lr=0.005,"
+                    "whiten=false",
+}
+#: label budgets up to this many labels choose the head's C by 5-fold cross-validation, larger ones by one split
+CV_MOST = 5000
+#: C tried for large budgets (ascending; scikit-learn's C: larger is weaker)
+LARGE_GRID = (1e-2, 1e-1, 1.0)
+
+
+def features_of(source, dataset, threads_note: str) -> tuple:
+    """The body's features of the training and test images, computed once (seed 0's body)."""
+    body = source.body(0).eval()
+    started = time.perf_counter()
+    with torch.no_grad():
+        train, test = (map_batches(body, body.preprocess(x), body.chunk_rows) for x in (dataset.x_train, dataset.x_test))
+    seconds = time.perf_counter() - started
+    print(f"  features {tuple(train.shape)} + {tuple(test.shape)} in {seconds:.0f} s{threads_note}", flush=True)
+    return train.float(), test.float(), seconds
+
+
+def large_budget_C(x: torch.Tensor, y: torch.Tensor, n_classes: int, seed: int) -> float:
+    """The C of ``LARGE_GRID`` whose head, fitted on nine tenths of the labels, scores best on the last tenth."""
+    order = np.random.default_rng(seed).permutation(len(y))
+    held, fit = order[:len(y) // 10], order[len(y) // 10:]
+    scores = []
+    for C in LARGE_GRID:
+        head = linear_head(x.shape[1], n_classes)
+        fit_linear_head(head, x[fit], y[fit], n_classes, C=C)
+        with torch.no_grad():
+            scores.append(float((head(x[held]).argmax(1) == y[held]).double().mean()))
+    return LARGE_GRID[int(np.argmax(scores))]
+
+
+def linear_head(features: int, n_classes: int) -> nn.Sequential:
+    """finetune's linear head: standardisation, then one linear layer."""
+    return nn.Sequential(nn.BatchNorm1d(features, affine=False), nn.Linear(features, n_classes))
+
+
+def head_rows(name: str, train, test, dataset, budgets, seeds, encode_seconds: float) -> list:
+    """One row per budget and seed: a linear head fitted on the cached features of the label sample."""
+    n_classes, y_test = dataset.n_classes, torch.from_numpy(dataset.y_test.astype(np.int64))
+    rows = []
+    for budget in budgets:
+        for seed in (seeds if budget.per_class is not None else seeds[:1]):  # all labels: one sample
+            started = time.perf_counter()
+            picked = sample_labels(dataset.y_train, budget, seed, dataset.classes)
+            x, y = train[picked], torch.from_numpy(dataset.y_train[picked].astype(np.int64))
+            torch.manual_seed(seed)
+            head = linear_head(train.shape[1], n_classes)
+            C = large_budget_C(x, y, n_classes, seed) if len(y) > CV_MOST else None
+            fit = fit_linear_head(head, x, y, n_classes, C=C, seed=seed)
+            with torch.no_grad():
+                predicted = head(test).argmax(1)
+            accuracy = float((predicted == y_test).double().mean())
+            rows.append({"source": name, "schedule": "linear", "labels_per_class": budget.labels_per_class(n_classes),
+                         "labels": len(y), "n_classes": n_classes, "seed": seed, "test_accuracy": accuracy,
+                         "macro_f1": float(f1_score(y_test, predicted, average="macro")),
+                         "C": fit.C, "train_seconds": round(time.perf_counter() - started, 3),
+                         "encode_seconds": round(encode_seconds, 1)})
+            print(f"  {name} labels {budget.label} seed {seed}: test accuracy {accuracy:.3f} (C {fit.C:g})", flush=True)
+    return rows
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("data", help="an image data spec: folder:DIR (held-out split drawn), npz:FILE, ...")
+    parser.add_argument("-o", "--out", required=True, help="folder for the stacks and the report")
+    parser.add_argument("--labels-per-class", default="10,100,all")
+    parser.add_argument("--learners", default="kmeans,rbm,ae,patches,kmeans-nowhiten",
+                        help=f"comma-separated, of {', '.join(LEARNERS)}")
+    parser.add_argument("--controls", default="rbm,ae", help="learners whose random: control is a row")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--features", type=int, default=1600)
+    parser.add_argument("--patches", type=int, default=400000)
+    parser.add_argument("--no-pixels", action="store_true", help="leave out the pixels row")
+    parser.add_argument("--quick", action="store_true", help="tiny settings for a smoke test")
+    args = parser.parse_args()
+    features, patches = (16, 5000) if args.quick else (args.features, args.patches)
+    learners = [name for name in args.learners.split(",") if name]
+    unknown = sorted(set(learners + args.controls.split(",")) - set(LEARNERS) - {""})
+    if unknown:
+        parser.error(f"unknown learner {unknown[0]}: use {', '.join(LEARNERS)}")
+    budgets, seeds = parse_budgets(args.labels_per_class), list(range(args.seeds))
+    dataset = pretrain.load_data(args.data)
+    out = Path(args.out)
+    threads = f" ({torch.get_num_threads()} threads)"
+    sources = ([] if args.no_pixels else ["pixels"]) + [str(out / "stacks" / name) for name in learners]
+    sources += [f"random:{out / 'stacks' / name}" for name in args.controls.split(",") if name in learners]
+    rows = []
+    for text in sources:
+        name = text.rpartition("/")[2] if text == "pixels" else text
+        learner = Path(text.partition("random:")[2] or text).name
+        if learner in LEARNERS and not text.startswith("random:"):
+            started = time.perf_counter()
+            spec = LEARNERS[learner].format(F=features, P=patches)
+            if args.quick:
+                spec = spec.replace("epochs=10", "epochs=1") + ",patch=3"
+            pretrain.pretrain_stack(dataset, [spec], out=text, epochs=10, resume=True, progress=False)
+            print(f"{text}: {spec} pretrained in {time.perf_counter() - started:.0f} s", flush=True)
+        print(text, flush=True)
+        train, test, seconds = features_of(load_source(text, dataset), dataset, threads)
+        rows += head_rows(name, train, test, dataset, budgets, seeds, seconds)
+        del train, test
+        write_report(rows, out, {"data": args.data, "features": features, "patches": patches,
+                                 "learners": {n: LEARNERS[n].format(F=features, P=patches) for n in learners},
+                                 "seeds": seeds, "threads": torch.get_num_threads()})
+    print(format_table(rows))
+
+
+if __name__ == "__main__":
+    main()

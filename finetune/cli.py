@@ -3,11 +3,13 @@
 Heavy imports (torch, torchvision, matplotlib) happen inside the command so ``--help`` is instant.
 """
 import warnings
+from contextlib import contextmanager
 
 import click
 
 from pretrain.commandline import (CONTEXT, Finite, Parsed, command_line, common_options, data_help, report_errors,
                                   usage_error)
+from pretrain.core.errors import LayerwiseError
 
 from .training.schedule import AUGMENTS, SCHEDULES, SEMI_METHODS
 
@@ -155,9 +157,11 @@ def main(data, source, schedules, labels_per_class, labels, seeds, seed, head, d
         from pretrain.core.device import resolve_device
         from pretrain.core.distributed import is_writer, process_group
 
+        from .study.cells import CellFailed
         from .study.experiment import compare
         from .study.report import format_table, write_report
-        with warnings.catch_warnings(), process_group(resolve_device(device)) as rank_device:  # torchrun: cells spread
+        with warnings.catch_warnings(), process_group(resolve_device(device)) as rank_device, \
+                _keeping_what_finished(CellFailed, report_dir, save_dir):  # torchrun: cells spread
             warnings.showwarning = _show_warning
             rows = compare(
                 dataset, list(source), list(dict.fromkeys(schedules)), labels_per_class,
@@ -175,6 +179,25 @@ def main(data, source, schedules, labels_per_class, labels, seeds, seed, head, d
                 click.echo(f"wrote {path}")
         if save_dir:
             click.echo(f"saved the fine-tuned model{'s' if len(rows) > 1 else ''} under {save_dir}")
+
+
+@contextmanager
+def _keeping_what_finished(failed, report_dir, save_dir):
+    """A comparison one of whose cells failed (``failed``: its error, carrying the finished rows): the rows that
+    finished reported under ``--report``, and the one error line saying where they and their models are."""
+    try:
+        yield
+    except failed as failure:
+        if not failure.rows:
+            raise
+        from .study.report import write_report
+        where = [f"saved under --save {save_dir}"] if save_dir else []
+        if report_dir:
+            failure.rows.config["command"] = command_line(click.get_current_context())
+            write_report(failure.rows, report_dir)
+            where.append(f"reported in --report {report_dir}")
+        kept = f"are {' and '.join(where)}" if where else "were not kept: pass --save or --report to keep them"
+        raise LayerwiseError(f"{failure}; the {len(failure.rows)} model(s) that finished {kept}") from None
 
 
 def _advise(dataset, sources, labels_per_class, labels, seed, report_dir, **options):

@@ -1,5 +1,7 @@
 """What fine-tuning refuses before anything trains or is written (issue 30), each as one line and nothing on disk:
 data it cannot learn from, batches of one, a run that diverged, folders holding earlier results."""
+import json
+
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -130,3 +132,68 @@ def test_the_python_api_keeps_an_earlier_saved_model(tmp_path):
     with pytest.raises(LayerwiseError, match="save=.* already holds results .classifier.pt.: pass overwrite=True"):
         finetune.compare("digits", ["pixels"], ["linear"], "2", epochs=1, save=tmp_path, progress=False)
     assert (tmp_path / "classifier.pt").read_text() == "earlier"
+
+
+@pytest.fixture(scope="module")
+def stack_dir(tmp_path_factory):
+    """A one-layer stack: its ``full`` cells train the body by Adam, and diverge at ``--lr 1e30``."""
+    from pretrain import pretrain_stack
+    out = tmp_path_factory.mktemp("checks-dbn")
+    pretrain_stack("digits", ["rbm:16"], out=out, epochs=1, progress=False)
+    return str(out)
+
+
+def fails_on(label, failing):
+    """A task of :func:`execute` that fails with a LayerwiseError on ``failing``."""
+    if label == failing:
+        raise LayerwiseError(f"task {label} failed")
+    return label
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_the_executor_hands_back_what_finished(jobs):
+    from finetune.study.cells import CellFailed, execute
+    with pytest.raises(CellFailed, match="^task c failed$") as failure:
+        execute(fails_on, [(label, "c") for label in "abcd"], jobs=jobs, threads=1)
+    finished = [result for result in failure.value.results if result is not None]
+    assert "c" not in finished and set(finished) <= {"a", "b", "d"}
+    assert jobs == 2 or failure.value.results == ["a", "b", None, None]
+
+
+def fails_in_a_worker(label, parent):
+    """A fifth of a second's task that fails with a LayerwiseError in a worker, and returns its process here."""
+    import os
+    import time
+    time.sleep(0.2)
+    if os.getpid() != parent:
+        raise LayerwiseError(f"task {label} failed in a worker")
+    return os.getpid()
+
+
+def test_a_failure_in_a_worker_hands_back_what_finished_here():
+    import os
+
+    from finetune.study import cells
+    with cells.worker_processes(2, 1):
+        for ready in cells.start_workers(2, 1).warmed_up:
+            ready.result()  # the worker is up: it takes a task as soon as the execution starts
+        with pytest.raises(cells.CellFailed, match="failed in a worker$") as failure:
+            cells.execute(fails_in_a_worker, [(label, os.getpid()) for label in "abcdefgh"], jobs=2, threads=1)
+    assert set(failure.value.results) == {os.getpid(), None}  # this process's first task at least finished
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_failing_cell_keeps_the_cells_that_finished(stack_dir, tmp_path, jobs):
+    # pixels under `full` is a probe (no body to train): it finishes; the stack's body diverges
+    result = run("digits", "--from", "pixels", "--from", stack_dir, "--schedule", "full", "--labels-per-class", "2,3",
+                 "--epochs", 1, "--lr", "1e30", "--jobs", jobs, "--threads", 1, "--save", tmp_path / "clf",
+                 "--report", tmp_path / "report", "-q")
+    assert_failure(result, f"fine-tuning diverged ({stack_dir} full labels ")
+    line = result.output.strip()
+    saved = sorted(path.parent.name for path in (tmp_path / "clf").glob("*/classifier.pt"))
+    assert saved and all(name.startswith("pixels_full_") for name in saved)
+    assert line.endswith(f"e.g. --lr 0.001; the {len(saved)} model(s) that finished are saved under --save "
+                         f"{tmp_path / 'clf'} and reported in --report {tmp_path / 'report'}")
+    rows = json.loads((tmp_path / "report" / "results.json").read_text())["rows"]
+    assert [row["source"] for row in rows] == ["pixels"] * len(saved)
+    assert jobs == 2 or saved == ["pixels_full_2_seed0", "pixels_full_3_seed0"]

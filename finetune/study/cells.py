@@ -32,6 +32,7 @@ from contextlib import contextmanager
 from typing import Callable, Iterable, List, Optional
 
 from pretrain.core.distributed import gather_objects, launched, rank, world_size
+from pretrain.core.errors import LayerwiseError
 
 #: what a worker imports while it waits for its first cell: the cells' function and what cells import later.
 WORKER_IMPORTS = ("finetune.study.experiment", "sklearn.model_selection", "sklearn.metrics", "scipy.optimize")
@@ -41,6 +42,15 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"
 READY_POLL_S = 0.05
 #: the executor :func:`start_workers` started, until :func:`stop_workers`
 _STARTED = {}
+
+
+class CellFailed(LayerwiseError):
+    """A task of :func:`execute` failed with a :class:`LayerwiseError` (its line is this one's); ``results``: those
+    of the tasks that had finished, in task order, None for the others, so that what finished is not lost."""
+
+    def __init__(self, error: LayerwiseError, results: List):
+        super().__init__(str(error))
+        self.results = list(results)
 
 
 def threads_per_job(jobs: int, threads: int = 0) -> int:
@@ -121,13 +131,18 @@ def execute(function: Callable, tasks: Iterable[tuple], jobs: int = 1, threads: 
             cost: Optional[Callable[[tuple], float]] = None) -> List:
     """``[function(*task) for task in tasks]``, by this process and ``jobs - 1`` workers when ``jobs > 1``,
     the tasks of highest ``cost`` taken first (results still in task order); a failing task fails the
-    whole execution, wherever it ran, and no task starts after it.
+    whole execution, wherever it ran, and no task starts after it. A :class:`LayerwiseError` comes back as
+    :class:`CellFailed`, holding the results of the tasks that finished (here and in loky's workers).
     """
     tasks = list(tasks)
     if world_size() > 1:
         return on_ranks(function, tasks)
+    results = [None] * len(tasks)
     if jobs == 1 or len(tasks) < 2 or launched():  # a launcher's lone process runs its cells itself
-        return [function(*task) for task in tasks]
+        with kept_on_failure(results):
+            for index, task in enumerate(tasks):
+                results[index] = function(*task)
+        return results
     per_worker = threads_per_job(jobs, threads)
     order = sorted(range(len(tasks)), key=lambda i: -cost(tasks[i])) if cost else list(range(len(tasks)))
     if not _loky_is_active():  # another joblib backend: its own workers take every task
@@ -135,24 +150,34 @@ def execute(function: Callable, tasks: Iterable[tuple], jobs: int = 1, threads: 
         done = Parallel(n_jobs=jobs)(delayed(_in_worker)(function, per_worker, tasks[i]) for i in order)
         return [result for _, result in sorted(zip(order, done))]
     executor = start_workers(jobs, threads)
-    queue, results = TaskQueue(order), [None] * len(tasks)
+    queue = TaskQueue(order)
     feeders = [threading.Thread(target=queue.feed, args=(executor, ready, function, per_worker, tasks, results),
                                 daemon=True) for ready in executor.warmed_up]
     for feeder in feeders:
         feeder.start()
-    try:
-        while (index := queue.take()) is not None:
-            results[index] = _in_worker(function, per_worker, tasks[index])
-    except BaseException:
-        queue.stop()  # a failed task fails the run: the workers get no more,
-        stop_workers(kill=True)  # and the ones they run are not waited for (the feeders wait on them)
-        raise
-    finally:
-        for feeder in feeders:
-            feeder.join()
-    if queue.error is not None:
-        raise queue.error
+    with kept_on_failure(results):
+        try:
+            while (index := queue.take()) is not None:
+                results[index] = _in_worker(function, per_worker, tasks[index])
+        except BaseException:
+            queue.stop()  # a failed task fails the run: the workers get no more,
+            stop_workers(kill=True)  # and the ones they run are not waited for (the feeders wait on them)
+            raise
+        finally:
+            for feeder in feeders:
+                feeder.join()
+        if queue.error is not None:
+            raise queue.error
     return results
+
+
+@contextmanager
+def kept_on_failure(results: List):
+    """A :class:`LayerwiseError` in the block becomes :class:`CellFailed` with ``results`` as they stand."""
+    try:
+        yield
+    except LayerwiseError as error:
+        raise CellFailed(error, results) from None
 
 
 class TaskQueue:

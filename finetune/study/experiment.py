@@ -8,7 +8,6 @@ test set once per source, the labeled sample once per seed and budget), in
 chunks, and training then works on tensors.
 """
 import itertools
-import re
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -26,7 +25,8 @@ from pretrain.core.progress import progress_line
 from ..networks.body import Body
 from .budget import Budget, parse_budgets, sample_labels, validation_split
 from .checks import SAVED, check_output_folder, check_study_data
-from .cells import execute, worker_processes
+from .cells import CellFailed, execute, worker_processes
+from .rows import Results, keep, run_config
 from ..networks.classifier import Classifier, build_head, parse_head
 from ..training.augment import Augment, make_augment
 from ..training.schedule import check_schedule, make_stages
@@ -92,12 +92,6 @@ class Options:
 def preprocess(body: Body, raw: np.ndarray) -> torch.Tensor:
     """``body.preprocess`` over raw data in chunks (image backbones resize to big tensors)."""
     return map_batches(body.preprocess, raw, PREPROCESS_CHUNK)
-
-
-def cell_name(source: str, schedule: str, budget: Budget, seed: int) -> str:
-    """A folder name for one fine-tuned model, e.g. ``random-runs-dbn_two-stage_10_seed0``."""
-    parts = (source, schedule, budget.label, f"seed{seed}")
-    return "_".join(re.sub(r"[^A-Za-z0-9]+", "-", part).strip("-") for part in parts)
 
 
 class Experiment:
@@ -191,27 +185,6 @@ class Experiment:
         return model
 
 
-class Results(list):
-    """The rows of a comparison (one dict per fine-tuned model), with ``config``: how they were made."""
-
-    def __init__(self, rows=(), config: Optional[Dict] = None):
-        super().__init__(rows)
-        self.config = dict(config or {})
-
-
-def run_config(experiment: "Experiment", sources: Sequence[Source], schedules, budgets, seeds) -> Dict:
-    """Everything that made a comparison, for results.json: data, grid, options, sources' provenance, versions."""
-    from pretrain.training.stack import versions
-    options = {k: v for k, v in vars(experiment.options).items()
-               if k not in ("head_config", "settings", "semi_settings")}
-    data = experiment.dataset
-    return {"data": {"spec": data.spec, "split_seed": data.split_seed, "n_classes": experiment.n_classes,
-                     "classes": experiment.classes, "n_train": len(data.x_train), "n_test": len(data.x_test)},
-            "grid": {"sources": [s.text for s in sources], "schedules": list(schedules),
-                     "budgets": [b.label for b in budgets], "seeds": list(seeds)},
-            "options": options, "sources": [source.provenance() for source in sources], "versions": versions()}
-
-
 def compare(data, sources: Sequence[str], schedules: Sequence[str] = ("two-stage",),
             labels_per_class: Union[str, Sequence, None] = None, seeds: Union[int, Sequence[int]] = 1, *,
             labels: Union[str, Sequence, None] = None, save: Union[str, Path, None] = None,
@@ -223,7 +196,9 @@ def compare(data, sources: Sequence[str], schedules: Sequence[str] = ("two-stage
     ``labels``: totals (with neither: 1, 10 and 100 per class); ``seeds``: how many (0, 1, ...)
     or which; ``options``: the fields of :class:`Options`. With ``save`` every model is saved
     there (in one subfolder each when there are several); a ``save`` folder that already holds a
-    model is refused before anything trains, unless ``overwrite``. Each row: source, schedule,
+    model is refused before anything trains, unless ``overwrite``. When a cell fails with a
+    :class:`LayerwiseError`, the models that finished are saved all the same, and the error
+    (:class:`finetune.study.cells.CellFailed`) carries their rows as ``rows``. Each row: source, schedule,
     labels_per_class, labels, n_classes, seed, test_accuracy, macro_f1, train_seconds, epochs;
     the returned :class:`Results` also carry the run's ``config``.
     """
@@ -264,14 +239,13 @@ def run_comparison(data, settings: Options, sources: Sequence[str], schedules: S
         options.settings.device, writer = device, is_writer()
         options.progress = options.settings.progress = options.progress and writer
         rows.config["world_size"] = world_size()
-        results = execute(train_cells, tasks, options.jobs, options.threads,
-                          cost=lambda task: len(experiment.sample(task[3], task[2])))  # labels: a cell's length
-    for (_, source, seed, budget, _, _), models in zip(tasks, results):
-        for schedule, model in zip(schedules, models):
-            rows.append({k: v for k, v in model.metrics.items() if k != "history"})
-            if save is not None and writer:
-                model.save(Path(save, cell_name(source.text, schedule, budget, seed)) if several else Path(save))
-    return rows
+        try:
+            results = execute(train_cells, tasks, options.jobs, options.threads,
+                              cost=lambda task: len(experiment.sample(task[3], task[2])))  # labels: a cell's length
+        except CellFailed as failure:  # what finished is kept: its rows on the error, its models saved
+            failure.rows = keep(rows, tasks, failure.results, schedules, save if writer else None, several)
+            raise
+    return keep(rows, tasks, results, schedules, save if writer else None, several)
 
 
 def train_cells(experiment: Experiment, source: Source, seed: int, budget: Budget, schedules: Sequence[str],

@@ -10,9 +10,12 @@ KINDS = list_layers()
 
 
 def make(kind, n_hidden=7, input_range=None, **options):
-    """A layer of ``kind`` on vectors of 20, or on 2-channel 5 x 4 images for convolutional kinds."""
+    """A layer of ``kind`` on vectors of 20, or on 2-channel 5 x 4 images for convolutional kinds
+    (3 x 3 patches for the patch kinds)."""
+    if kind.startswith("patch-"):
+        options = {"patch": 3, "patches": 40, **options}
     spec = LayerSpec(kind, n_hidden, options)
-    cls_range = input_range or ("real" if kind == "grbm" else "unit")
+    cls_range = input_range or ("real" if get_layer_class(kind).input_range == "real" else "unit")
     return spec.build((2, 5, 4) if get_layer_class(kind).convolutional else 20, cls_range)
 
 
@@ -21,7 +24,8 @@ def inputs(layer, n):
 
 
 def test_registry_has_the_documented_kinds():
-    assert {"rbm", "grbm", "ae", "cae", "crbm"} <= set(KINDS)
+    assert {"rbm", "grbm", "ae", "cae", "crbm", "kmeans", "sampled", "patch-kmeans", "patch-grbm", "patch-ae",
+            "patch-sampled"} <= set(KINDS)
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -31,9 +35,12 @@ def test_layer_contract(kind):
     codes = layer(v)
     assert codes.shape == (16, *layer.output_shape) and codes.shape[1] == 7
     assert layer.n_hidden == codes[0].numel() and layer.n_visible == v[0].numel()
-    assert layer.reconstruct(v).shape == v.shape
-    loss = layer.loss(v)
+    rows = layer.training_rows(v, fit=True)  # the inputs themselves, or a patch layer's whitened patches
+    assert layer.reconstruct(rows).shape == rows.shape
+    loss = layer.loss(rows)
     assert loss.ndim == 0 and torch.isfinite(loss)
+    if not layer.learns:  # a sampled dictionary: its draw is its training
+        return
     loss.backward()
     trainable = [p for p in layer.parameters() if p.requires_grad]
     assert trainable and all(p.grad is not None and torch.isfinite(p.grad).all() for p in trainable)
@@ -50,7 +57,7 @@ def test_plain_modules_compute_the_same_codes(kind):
 def test_config_rebuilds_the_layer_exactly(kind):
     layer = make(kind).eval()
     v = inputs(layer, 8)
-    layer.loss(v)  # fills persistent state such as PCD chains where a kind has it
+    layer.loss(layer.training_rows(v, fit=True))  # fills persistent state: PCD chains, a patch layer's whitening
     rebuilt = build_layer(layer.config())
     rebuilt.load_state_dict(layer.state_dict())
     assert torch.equal(rebuilt.eval()(v), layer(v))
@@ -60,7 +67,7 @@ def test_config_rebuilds_the_layer_exactly(kind):
     ("rbm", "KIND:UNITS"),
     ("rbm:abc", "KIND:UNITS"),
     ("rbm:0", "KIND:UNITS"),
-    ("rbn:100", "use one of ae, cae, crbm, grbm, rbm"),
+    ("rbn:100", "use one of ae, cae, crbm, grbm, kmeans, patch-ae"),
     ("rbm:10,kk=3", "rbm takes epochs, k, lr"),
     ("rbm:10,k=two", "should be a int"),
     ("rbm:10,pcd=maybe", "should be a bool"),

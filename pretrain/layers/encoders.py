@@ -22,10 +22,11 @@ from torch import nn
 
 def triangle(w: torch.Tensor, centroids: torch.Tensor) -> torch.Tensor:
     """``max(0, mean_j z_j - z_k)`` with ``z_k = ||w - c_k||``, for ``w`` ``[..., d]`` and ``centroids`` ``[K, d]``."""
-    flat = w.reshape(-1, w.shape[-1])  # then, in place: ||c||^2 - 2 w.c + ||w||^2, its root, and the triangle
-    z = torch.addmm(centroids.pow(2).sum(1), flat, centroids.T, alpha=-2)
-    z.add_(flat.pow(2).sum(1, keepdim=True)).clamp_(min=0).sqrt_()
-    return z.sub_(z.mean(1, keepdim=True)).clamp_(max=0).neg_().reshape(*w.shape[:-1], -1)
+    flat = w.reshape(-1, w.shape[-1])
+    # ||c||^2 - 2 w.c + ||w||^2 in place; no step overwrites what autograd keeps (a fine-tuned dictionary)
+    squared = torch.addmm(centroids.pow(2).sum(1), flat, centroids.T, alpha=-2)
+    z = squared.add_(flat.pow(2).sum(1, keepdim=True)).clamp_(min=0).sqrt()
+    return (z.mean(1, keepdim=True) - z).clamp_(min=0).reshape(*w.shape[:-1], -1)
 
 
 class Triangle(nn.Module):

@@ -128,7 +128,8 @@ def main(data, source, schedules, labels_per_class, labels, seeds, seed, head, d
       finetune digits --predict runs/clf --predictions runs/clf/predictions.csv
     """
     from pretrain.core.device import set_threads
-    set_threads(threads)
+    comparing = bool(source) and not (classifier_dir or advise)
+    set_threads(threads, jobs if comparing else 1)  # this process is one of the jobs
     if list_backbones:
         from .networks.backbones import backbone_nodes
         for node in backbone_nodes(list_backbones):
@@ -141,7 +142,6 @@ def main(data, source, schedules, labels_per_class, labels, seeds, seed, head, d
     from .study.checks import REPORTED, SAVED, check_output_folder
     check_output_folder(report_dir, REPORTED, "report_dir", overwrite)  # before anything trains; compare checks
     check_output_folder(save_dir, SAVED, "save_dir", overwrite)  # save= too, named as the library names it
-    comparing = bool(source) and not (classifier_dir or advise)
     with worker_processes(jobs if comparing else 1, threads):  # started now: their start overlaps the data's reading
         dataset = load_data(data, data_dir=data_dir, split_seed=split_seed)
         if classifier_dir:

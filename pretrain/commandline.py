@@ -144,8 +144,9 @@ def common_options(command):
     for option in reversed([
         click.option("--device", type=click.Choice(DEVICES), default="auto", help="Where torch runs."),
         click.option("--threads", type=click.IntRange(min=0), default=0,
-                     help="CPU threads for torch (0: one per core the current load leaves free). Fix it for "
-                          "runs that must match bit for bit across machines."),
+                     help="CPU threads for torch (0: OMP_NUM_THREADS when set, else one per core the current load "
+                          "leaves free, shared by torchrun's processes or --jobs). Fix it for runs that must match "
+                          "bit for bit across machines."),
         click.option("--data-dir", type=click.Path(file_okay=False), envvar=DATA_ENV, show_envvar=True,
                      help=f"Where torchvision datasets live  [default: {DEFAULT_DATA_DIR}]"),
         click.option("--split-seed", default=0, type=click.IntRange(min=0),

@@ -41,7 +41,9 @@ def test_competitors_take_cores_and_give_them_back_when_they_end():
     assert after <= during - k + 0.5, (before, during, after)  # at once, not a minute later
 
 
-def test_the_choice_is_recorded():
+def test_the_choice_is_recorded(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)  # it would decide before the measurement
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
     assert set_threads(1) == 1 and CHOICE == {"threads": 1, "why": "--threads 1"}
     chosen = set_threads(0)
     assert 1 <= chosen <= usable_cores() and "usable cores" in CHOICE["why"]

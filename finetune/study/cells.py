@@ -4,11 +4,12 @@ A comparison is a grid of cells (source x schedule x budget x seed) that
 share nothing but read-only inputs, so they can run anywhere. With
 ``jobs=1`` they run one after the other in this process; with ``jobs=N``
 this process and N - 1 worker processes (loky's, joblib's default backend)
-take them one at a time from one queue, each with its share of the cores
-(``torch.set_num_threads``), and the results come back in task order, so the
-numbers are those of ``jobs=1``. This process is one of the N: a worker more
-would cost its imports (torch, scikit-learn: ~2.3 s of a core each) and then
-share a core with an idle parent. The workers start as soon as the command
+take them one at a time from one queue, each with the same threads
+(:func:`cell_threads`: ``threads``, ``OMP_NUM_THREADS``, the program's
+``torch.set_num_threads``, else its share of the free cores), and the results
+come back in task order, so the numbers are those of ``jobs=1``. This process
+is one of the N: a worker more would cost its imports (torch, scikit-learn:
+~2.3 s of a core each) and then share a core with an idle parent. The workers start as soon as the command
 knows it will need them (:func:`start_workers`), so their imports overlap this
 process reading the data and the sources, and the longest tasks go first, so
 that no long one is left running alone at the end. Large arrays reach the
@@ -25,11 +26,10 @@ needs no data parallelism; a grid of cells does.
 import atexit
 import gc
 import importlib
-import os
 import threading
 from concurrent.futures import wait
 from contextlib import contextmanager
-from typing import Callable, Iterable, List, Optional
+from typing import Callable, Iterable, List, Optional, Tuple
 
 from pretrain.core.distributed import gather_objects, launched, rank, world_size
 from pretrain.core.errors import LayerwiseError
@@ -53,9 +53,21 @@ class CellFailed(LayerwiseError):
         self.results = list(results)
 
 
-def threads_per_job(jobs: int, threads: int = 0) -> int:
-    """Each worker's torch threads: the ``threads`` asked for, else the cores shared out (at least one)."""
-    return threads or max(1, (os.cpu_count() or 1) // jobs)
+def cell_threads(jobs: int, threads: int = 0) -> Tuple[int, str]:
+    """The torch threads each process gives a cell, and the rule that chose them, for the run's record.
+
+    With one job (or under torchrun) the cells run with this process's threads. With ``jobs`` > 1:
+    those the running workers were started with, else :func:`pretrain.core.device.choose_threads`
+    (``threads``, ``OMP_NUM_THREADS``, a program's ``torch.set_num_threads``, the free cores shared by the jobs).
+    """
+    import torch
+
+    from pretrain.core.device import CHOICE, choose_threads, program_threads
+    if jobs < 2 or launched():
+        return torch.get_num_threads(), CHOICE.get("why", "torch's setting")
+    if "threads" in _STARTED and not threads:  # measured once: later, the workers would count as busy
+        return _STARTED["threads"]
+    return choose_threads(threads, jobs, program=program_threads())
 
 
 def start_workers(jobs: int, threads: int = 0):
@@ -73,7 +85,8 @@ def start_workers(jobs: int, threads: int = 0):
     if jobs < 2 or launched() or not _loky_is_active():
         return None
     from joblib.executor import get_memmapping_executor
-    env = {name: str(threads_per_job(jobs, threads)) for name in THREAD_VARIABLES}
+    chosen = _STARTED["threads"] = cell_threads(jobs, threads)  # the same for every later cell of theirs
+    env = {name: str(chosen[0]) for name in THREAD_VARIABLES}
     # loky keeps one executor per process: a second call with the same arguments reuses it
     executor = get_memmapping_executor(jobs - 1, initializer=_prepare_worker, env=env)
     if len(getattr(executor, "warmed_up", ())) != jobs - 1:  # new, or resized
@@ -90,6 +103,7 @@ def stop_workers(kill: bool = False) -> None:
     about the maps it finds left in ``/dev/shm``.
     """
     executor = _STARTED.pop("executor", None)
+    _STARTED.pop("threads", None)
     if executor is not None:
         executor.terminate(kill_workers=kill)
 
@@ -143,13 +157,14 @@ def execute(function: Callable, tasks: Iterable[tuple], jobs: int = 1, threads: 
             for index, task in enumerate(tasks):
                 results[index] = function(*task)
         return results
-    per_worker = threads_per_job(jobs, threads)
     order = sorted(range(len(tasks)), key=lambda i: -cost(tasks[i])) if cost else list(range(len(tasks)))
     if not _loky_is_active():  # another joblib backend: its own workers take every task
         from joblib import Parallel, delayed
+        per_worker = cell_threads(jobs, threads)[0]
         done = Parallel(n_jobs=jobs)(delayed(_in_worker)(function, per_worker, tasks[i]) for i in order)
         return [result for _, result in sorted(zip(order, done))]
     executor = start_workers(jobs, threads)
+    per_worker = cell_threads(jobs, threads)[0]  # the workers' own, here too
     queue = TaskQueue(order)
     feeders = [threading.Thread(target=queue.feed, args=(executor, ready, function, per_worker, tasks, results),
                                 daemon=True) for ready in executor.warmed_up]

@@ -25,7 +25,7 @@ from pretrain.core.progress import progress_line
 from ..networks.body import Body
 from .budget import Budget, parse_budgets, sample_labels, validation_split
 from .checks import SAVED, check_output_folder, check_study_data
-from .cells import CellFailed, execute, worker_processes
+from .cells import CellFailed, cell_threads, execute, worker_processes
 from .rows import Results, keep, run_config
 from ..networks.classifier import Classifier, build_head, parse_head
 from ..training.augment import Augment, make_augment
@@ -57,7 +57,8 @@ class Options:
     input_size: Optional[int] = None
     adapt_first_conv: bool = False
     progress: bool = True
-    #: processes for the cells of a comparison, this one among them (see :mod:`finetune.study.cells`); 0 threads: shared out
+    #: processes for the cells of a comparison, this one among them (see :mod:`finetune.study.cells`);
+    #: 0 threads: by the rules of :func:`pretrain.core.device.choose_threads`
     jobs: int = 1
     threads: int = 0
     #: semi-supervised fine-tuning (:mod:`finetune.training.semi`): none, pseudo-label, reconstruction or consistency
@@ -239,6 +240,7 @@ def run_comparison(data, settings: Options, sources: Sequence[str], schedules: S
         options.settings.device, writer = device, is_writer()
         options.progress = options.settings.progress = options.progress and writer
         rows.config["world_size"] = world_size()
+        rows.config["threads"] = dict(zip(("threads", "why"), cell_threads(options.jobs, options.threads)))
         try:
             results = execute(train_cells, tasks, options.jobs, options.threads,
                               cost=lambda task: len(experiment.sample(task[3], task[2])))  # labels: a cell's length

@@ -3,15 +3,16 @@
 ``auto`` picks CUDA when present. Threads: torch's default (one per core)
 collapses when another process uses the cores too (measured in issue 10: the
 quick start ran 8x slower on a shared 2-core machine), so both commands take
-``--threads N``; 0 (the default) uses one thread per core that other processes leave free now.
-The number of threads can change the last bits of a sum: pass ``--threads N``
+``--threads N``; 0 (the default) follows the conventions (:func:`choose_threads`): ``OMP_NUM_THREADS``
+when set (torchrun sets it to 1), a program's own ``torch.set_num_threads``, else one thread per core that
+other processes leave free now, shared by the processes on the machine. The number of threads can change the last bits of a sum: pass ``--threads N``
 for runs that must be bit-identical across machines. torch is imported inside
 the functions so that ``--help`` never waits for it.
 """
 import os
 import time
 from contextlib import contextmanager
-from typing import Tuple
+from typing import Optional, Tuple
 
 from .errors import LayerwiseError
 
@@ -22,6 +23,8 @@ WINDOW_S = 0.15
 MAX_WINDOW_S = 3.0
 #: how the last :func:`set_threads` chose: recorded in stack.json and shown by --profile
 CHOICE = {}
+#: the free cores the command measured as it started (:func:`set_threads`), for its later choices
+_MEASURED = {}
 #: the window :func:`watch_cores` opened: (its perf_counter time, :func:`_cpu_times` then)
 _WATCH = {}
 
@@ -115,18 +118,91 @@ def auto_threads() -> int:
     return free_cores()[0]
 
 
-def set_threads(threads: int) -> int:
-    """Use ``threads`` CPU threads for torch's operators (0: :func:`auto_threads`); returns the number used.
+def choose_threads(threads: int = 0, processes: int = 1, free: Optional[Tuple[int, str]] = None,
+                   program: Optional[int] = None) -> Tuple[int, str]:
+    """The torch threads of one process, and the rule that chose them (issue 28), in this order:
 
-    :data:`CHOICE` records the number and why, for ``stack.json`` and ``--profile``.
+    1. ``threads`` > 0, an explicit ``--threads N``;
+    2. ``OMP_NUM_THREADS`` in the environment: the convention every torch user relies on, and what
+       torchrun sets (to 1) for its workers;
+    3. ``program``: the threads a program using the Python API set with ``torch.set_num_threads``
+       (:func:`program_threads`);
+    4. the ``free`` cores (default :func:`measured_free_cores`) shared by the processes on this machine:
+       ``LOCAL_WORLD_SIZE`` of them under torchrun, else ``processes`` (``finetune --jobs``), at least one.
     """
     if threads < 0:
-        raise LayerwiseError(f"threads={threads}: use 0 (one per free core) or a positive count")
+        raise LayerwiseError(f"threads={threads}: use 0 (the default rules) or a positive count")
+    if threads:
+        return threads, f"--threads {threads}"
+    variable = environment_threads()
+    if variable:
+        return variable, f"OMP_NUM_THREADS={variable}"
+    if program:
+        return program, f"torch.set_num_threads({program}) of the program"
+    cores, how = free or measured_free_cores()
+    share, among = sharers(processes)
+    return max(1, cores // share), f"free cores{among} ({how})"
+
+
+def environment_threads() -> Optional[int]:
+    """``OMP_NUM_THREADS`` as torch reads it (its first count, positive), else None (unset or not a count)."""
+    try:
+        value = int(os.environ.get("OMP_NUM_THREADS", "").split(",")[0])
+    except ValueError:
+        return None
+    return value if value > 0 else None
+
+
+def program_threads() -> Optional[int]:
+    """This process's torch threads where a program chose them with ``torch.set_num_threads``, else None.
+
+    torch does not say who set its count; unset, it is torch's default, the same count that sizes its
+    inter-op pool (``TaskThreadPoolBase::defaultNumThreads``, physical cores), so a count that differs from
+    ``torch.get_num_interop_threads()`` was chosen. A command's own choice (:data:`CHOICE`) is not a program's.
+    """
     import torch
-    chosen, why = (threads, f"--threads {threads}") if threads else free_cores()
+    chosen = torch.get_num_threads()
+    return chosen if not CHOICE and chosen != torch.get_num_interop_threads() else None
+
+
+def sharers(processes: int = 1) -> Tuple[int, str]:
+    """How many processes share this machine's free cores, and the words for the record: torchrun's
+    ``LOCAL_WORLD_SIZE`` (its processes on this machine; no ``--jobs`` workers start under it), else ``processes``."""
+    try:
+        local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    except ValueError:
+        local = 1
+    if local > 1:
+        return local, f" / LOCAL_WORLD_SIZE {local}"
+    return (processes, f" / {processes} jobs") if processes > 1 else (1, "")
+
+
+def measured_free_cores() -> Tuple[int, str]:
+    """:func:`free_cores` as the command measured them as it started (:func:`set_threads`), else measured now.
+
+    Measured once per command: later, its own ``--jobs`` workers importing would count as other processes.
+    """
+    return _MEASURED.get("free") or free_cores()
+
+
+def set_threads(threads: int, processes: int = 1) -> int:
+    """A command's threads: :func:`choose_threads` (0: by the rules after ``--threads``) given to torch; returns
+    the number used. :data:`CHOICE` records it and the rule, for ``stack.json`` and ``--profile``.
+    """
+    chosen, why = choose_threads(threads, processes, free=_measure() if not threads else None)
+    import torch
     torch.set_num_threads(chosen)
     CHOICE.update(threads=torch.get_num_threads(), why=why)
     return torch.get_num_threads()
+
+
+def _measure() -> Optional[Tuple[int, str]]:
+    """The command's one measurement of the free cores, kept for its later choices; None where a rule before it
+    (``OMP_NUM_THREADS``) decides, so that no window is slept for nothing."""
+    if environment_threads():
+        return None
+    _MEASURED["free"] = free_cores()
+    return _MEASURED["free"]
 
 
 @contextmanager

@@ -132,8 +132,11 @@ def main():
     dataset = pretrain.load_data(args.data)
     out = Path(args.out)
     threads = f" ({torch.get_num_threads()} threads)"
-    sources = ([] if args.no_pixels else ["pixels"]) + [str(out / "stacks" / name) for name in learners]
-    sources += [f"random:{out / 'stacks' / name}" for name in args.controls.split(",") if name in learners]
+    controls = args.controls.split(",")
+    sources = [] if args.no_pixels else ["pixels"]
+    for name in learners:  # each learner, then its control: an interrupted run still has the pair
+        stack = str(out / "stacks" / name)
+        sources += [stack] + ([f"random:{stack}"] if name in controls else [])
     rows = []
     for text in sources:
         name = text.rpartition("/")[2] if text == "pixels" else text

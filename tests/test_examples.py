@@ -38,3 +38,15 @@ def test_imagenet_transfer(tmp_path):
 def test_fashion_mnist_label_budget(tmp_path):
     out = run_example("fashion_mnist_label_budget.py", tmp_path, "--out", tmp_path / "run")
     assert "random:" in out and "10/class" in out
+
+
+def test_cifar10_table_on_digits(tmp_path):
+    """The natural-image table's whole pipeline on the built-in digits (3 x 3 patches, 16 features)."""
+    run_example("cifar10_table.py", tmp_path, "digits", "-o", tmp_path / "table", "--labels-per-class", "5",
+                "--seeds", "2", "--learners", "kmeans,ae,patches", "--controls", "ae")
+    rows = json.loads((tmp_path / "table" / "results.json").read_text())["rows"]
+    sources = {row["source"].rpartition("/")[2] for row in rows}
+    assert sources == {"pixels", "kmeans", "ae", "patches"} and len(rows) == 10  # random:.../ae ends in "ae"
+    assert any(row["source"].startswith("random:") for row in rows)
+    assert all(0.3 < row["test_accuracy"] <= 1 for row in rows)  # ten classes: chance is 0.1
+    assert (tmp_path / "table" / "results.md").exists()

@@ -40,7 +40,31 @@ CONV_OPTIONS = (
 )
 
 
-class ConvLayer(Layer):
+class ImageInput:
+    """What every kind that sees images ``(channels, *input_size)`` shares: its build from an input shape and
+    its config (``input_shape``, ``filters``); the convolutional and the patch layers mix it in before ``Layer``."""
+
+    @classmethod
+    def for_input(cls, input_shape, units, input_range, **options):
+        if len(input_shape) != 3:
+            raise LayerwiseError(
+                f"{cls.kind} is convolutional: it needs images or the maps of another convolutional layer, "
+                f"not vectors of {math.prod(input_shape)}: put convolutional layers first, on image data")
+        return cls(tuple(input_shape), units, **options)
+
+    @classmethod
+    def from_config(cls, config: Dict[str, Any]):
+        return cls(tuple(config["input_shape"]), config["filters"], **config["options"])
+
+    def config(self) -> Dict[str, Any]:
+        return {**super().config(), "input_shape": list(self.input_shape), "filters": self.filters}
+
+    @property
+    def input_shape(self) -> Tuple[int, int, int]:
+        return (self.channels, *self.input_size)
+
+
+class ConvLayer(ImageInput, Layer):
     """A layer of ``filters`` convolutional filters over images shaped ``input_shape`` = (C, H, W)."""
 
     convolutional = True
@@ -72,25 +96,6 @@ class ConvLayer(Layer):
         if checked["stride"] > checked["kernel"]:
             raise LayerwiseError(f"{cls.kind}: stride={checked['stride']} exceeds kernel={checked['kernel']}: some "
                                  f"pixels would reach no filter; use a stride of at most {checked['kernel']}")
-
-    @classmethod
-    def for_input(cls, input_shape, units, input_range, **options) -> "ConvLayer":
-        if len(input_shape) != 3:
-            raise LayerwiseError(
-                f"{cls.kind} is convolutional: it needs images or the maps of another convolutional layer, "
-                f"not vectors of {math.prod(input_shape)}: put convolutional layers first, on image data")
-        return cls(tuple(input_shape), units, **options)
-
-    @classmethod
-    def from_config(cls, config: Dict[str, Any]) -> "ConvLayer":
-        return cls(tuple(config["input_shape"]), config["filters"], **config["options"])
-
-    def config(self) -> Dict[str, Any]:
-        return {**super().config(), "input_shape": list(self.input_shape), "filters": self.filters}
-
-    @property
-    def input_shape(self) -> Tuple[int, int, int]:
-        return (self.channels, *self.input_size)
 
     @property
     def output_shape(self) -> Tuple[int, int, int]:

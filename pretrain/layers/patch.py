@@ -32,6 +32,7 @@ from torch import nn
 
 from ..core.errors import LayerwiseError
 from .base import Layer, holding, register_layer
+from .convolution import ImageInput
 from .encoders import RegionPool, SoftThreshold, Triangle
 from .grbm import GaussianRBM
 from .ae import Autoencoder
@@ -56,7 +57,7 @@ PATCH_OPTIONS = (
 )
 
 
-class PatchLayer(Layer):
+class PatchLayer(ImageInput, Layer):
     """A dictionary ``learner_kind`` learned on whitened patches, encoded over images; see the module docstring."""
 
     convolutional = True
@@ -97,24 +98,6 @@ class PatchLayer(Layer):
         self.register_buffer("patch_mean", torch.zeros(self.patch_values))
         self.register_buffer("whitening", torch.eye(self.patch_values))
         self.fitted_images = None  # how many images the whitening was fitted on (sizes the held-out sample)
-
-    @classmethod
-    def for_input(cls, input_shape, units, input_range, **options) -> "PatchLayer":
-        if len(input_shape) != 3:
-            raise LayerwiseError(f"{cls.kind} learns from image patches: it needs images or the maps of a "
-                                 f"convolutional layer, not vectors of {math.prod(input_shape)}")
-        return cls(tuple(input_shape), units, **options)
-
-    @classmethod
-    def from_config(cls, config: Dict[str, Any]) -> "PatchLayer":
-        return cls(tuple(config["input_shape"]), config["filters"], **config["options"])
-
-    def config(self) -> Dict[str, Any]:
-        return {**super().config(), "input_shape": list(self.input_shape), "filters": self.filters}
-
-    @property
-    def input_shape(self) -> Tuple[int, int, int]:
-        return (self.channels, *self.input_size)
 
     @property
     def output_shape(self) -> Tuple[int, int, int]:

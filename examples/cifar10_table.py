@@ -30,7 +30,7 @@ import pretrain
 from finetune.networks.sources import load_source
 from finetune.study.budget import Budget, parse_budgets, sample_labels
 from finetune.study.report import format_table, write_report
-from finetune.training.probe import fit_linear_head
+from finetune.training.probe import C_GRID, fit_linear_head
 from pretrain.core.batches import map_batches
 from pretrain.core.memory import keep_freed_memory
 
@@ -47,8 +47,11 @@ LEARNERS = {
 #: label budgets up to this many labels choose the head's C by 5-fold cross-validation, larger ones on a
 #: subsample of this many (one split)
 CV_MOST = 10000
-#: C tried for large budgets (scikit-learn's C: larger is weaker)
-LARGE_GRID = (1e-3, 1e-2, 1e-1)
+#: C tried by cross-validation (scikit-learn's C: larger is weaker regularisation); one decade below finetune's
+#: grid: at 400 features most sources chose its lowest C at 10 labels per class, pixels at every budget
+GRID = (1e-4,) + C_GRID
+#: C tried for large budgets
+LARGE_GRID = (1e-4, 1e-3, 1e-2, 1e-1)
 
 
 def features_of(source, dataset, threads_note: str) -> tuple:
@@ -83,7 +86,8 @@ def linear_head(features: int, n_classes: int) -> nn.Sequential:
     return nn.Sequential(nn.BatchNorm1d(features, affine=False), nn.Linear(features, n_classes))
 
 
-def head_rows(name: str, train, test, dataset, budgets, seeds, encode_seconds: float) -> list:
+def head_rows(name: str, train, test, dataset, budgets, seeds, encode_seconds: float,
+              pretrain_seconds: float) -> list:
     """One row per budget and seed: a linear head fitted on the cached features of the label sample."""
     n_classes, y_test = dataset.n_classes, torch.from_numpy(dataset.y_test.astype(np.int64))
     rows = []
@@ -95,7 +99,7 @@ def head_rows(name: str, train, test, dataset, budgets, seeds, encode_seconds: f
             torch.manual_seed(seed)
             head = linear_head(train.shape[1], n_classes)
             C = large_budget_C(x, y, n_classes, seed) if len(y) > CV_MOST else None
-            fit = fit_linear_head(head, x, y, n_classes, C=C, seed=seed)
+            fit = fit_linear_head(head, x, y, n_classes, C=C, grid=GRID, seed=seed)
             with torch.no_grad():
                 predicted = head(test).argmax(1)
             accuracy = float((predicted == y_test).double().mean())
@@ -103,7 +107,7 @@ def head_rows(name: str, train, test, dataset, budgets, seeds, encode_seconds: f
                          "labels": len(y), "n_classes": n_classes, "seed": seed, "test_accuracy": accuracy,
                          "macro_f1": float(f1_score(y_test, predicted, average="macro")),
                          "C": fit.C, "train_seconds": round(time.perf_counter() - started, 3),
-                         "encode_seconds": round(encode_seconds, 1)})
+                         "encode_seconds": round(encode_seconds, 1), "pretrain_seconds": round(pretrain_seconds, 1)})
             print(f"  {name} labels {budget.label} seed {seed}: test accuracy {accuracy:.3f} (C {fit.C:g})", flush=True)
     return rows
 
@@ -141,16 +145,18 @@ def main():
     for text in sources:
         name = text.rpartition("/")[2] if text == "pixels" else text
         learner = Path(text.partition("random:")[2] or text).name
+        pretrain_seconds = 0.0
         if learner in LEARNERS and not text.startswith("random:"):
             started = time.perf_counter()
             spec = LEARNERS[learner].format(F=features, P=patches)
             if args.quick:
                 spec = spec.replace("epochs=10", "epochs=1") + ",patch=3"
             pretrain.pretrain_stack(dataset, [spec], out=text, epochs=10, resume=True, progress=False)
-            print(f"{text}: {spec} pretrained in {time.perf_counter() - started:.0f} s", flush=True)
+            pretrain_seconds = time.perf_counter() - started
+            print(f"{text}: {spec} pretrained in {pretrain_seconds:.0f} s", flush=True)
         print(text, flush=True)
         train, test, seconds = features_of(load_source(text, dataset), dataset, threads)
-        rows += head_rows(name, train, test, dataset, budgets, seeds, seconds)
+        rows += head_rows(name, train, test, dataset, budgets, seeds, seconds, pretrain_seconds)
         del train, test
         write_report(rows, out, {"data": args.data, "features": features, "patches": patches,
                                  "learners": {n: LEARNERS[n].format(F=features, P=patches) for n in learners},

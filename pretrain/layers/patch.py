@@ -201,7 +201,11 @@ class PatchKMeans(PatchLayer):
 class PatchGaussianRBM(PatchLayer):
     kind, learner_kind = "patch-grbm", GaussianRBM
     summary = "sparse Gaussian RBM on whitened image patches, hidden probabilities sum-pooled"
-    learner_defaults = {"sparsity": 0.05}
+    # Whitened patches have variances below 1 (lambda / (lambda + zca_eps)), and a mixture of unit-variance
+    # Gaussians cannot be narrower than 1: with s = 1 the weights shrank to norm 0.007 and the codes were
+    # linear (CIFAR-10, 10,000 images, 400 features: at pixels' accuracy); learned s gave +6 / +21 points at
+    # 10 / 100 labels per class.
+    learner_defaults = {"sparsity": 0.05, "learn_std": True}
 
 
 @register_layer

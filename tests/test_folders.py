@@ -74,3 +74,68 @@ def test_a_large_folder_is_decoded_by_dataloader_workers_as_one_process_would(tm
     data = load_data(f"folder:{tmp_path}")
     assert np.array_equal(np.sort(np.concatenate([data.x_train, data.x_test]).reshape(80, -1), axis=0),
                           np.sort(one.reshape(80, -1), axis=0))
+
+
+def truncated_folder(root, n=30):
+    """``n`` random 8x8 grey PNGs in two classes under ``root``, the last one cut to half its bytes."""
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        save_image(str(root / "ab"[i % 2] / f"{i:03d}.png"), rng.integers(0, 256, (8, 8), dtype=np.uint8))
+    last = root / "ab"[(n - 1) % 2] / f"{n - 1:03d}.png"
+    last.write_bytes(last.read_bytes()[:len(last.read_bytes()) // 2])
+    return last
+
+
+def test_a_file_a_worker_cannot_decode_is_the_same_line_as_in_process(tmp_path):
+    """torch wraps what a worker raises in the worker's traceback: the error comes back as a value instead."""
+    import pretrain.data.images as images
+    last = truncated_folder(tmp_path)
+    files = sorted(str(p) for p in tmp_path.glob("*/*.png"))
+    messages = []
+    for workers in (0, 1):
+        with pytest.raises(LayerwiseError) as caught:
+            images.read_images(files, workers=workers)
+        messages.append(str(caught.value))
+    assert messages[0] == messages[1] and messages[0].startswith(f"cannot read image {last} (")
+
+
+def test_a_worker_error_reaches_the_command_as_one_line(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+    import pretrain.data.images as images
+    from cli_checks import assert_failure
+    from pretrain.cli import main
+    last = truncated_folder(tmp_path / "data")
+    monkeypatch.setattr(images, "WORKER_THRESHOLD", 10)
+    result = CliRunner().invoke(main, [f"folder:{tmp_path / 'data'}", "-l", "rbm:4", "-o", str(tmp_path / "run"), "-q"])
+    assert_failure(result, f"cannot read image {last} (")
+    assert "DataLoader" not in result.output and not (tmp_path / "run").exists()
+
+
+def test_16_bit_grey_is_scaled_by_its_range(tmp_path):
+    """16 grey levels 0, 4369, ..., 65535 in (PIL's I;16): 0, 17, ..., 255 out, beside an 8-bit grey file."""
+    from pretrain.data.images import read_images
+    levels = np.arange(16, dtype=np.uint16).reshape(4, 4) * 4369
+    Image.fromarray(levels).save(tmp_path / "wide.png")
+    assert Image.open(tmp_path / "wide.png").mode == "I;16"
+    save_image(str(tmp_path / "narrow.png"), np.full((4, 4), 7, dtype=np.uint8))
+    grey = read_images([str(tmp_path / "wide.png"), str(tmp_path / "narrow.png")])
+    np.testing.assert_array_equal(grey[0], levels // 257)
+    assert grey.shape == (2, 4, 4) and (grey[1] == 7).all()
+
+
+def test_16_bit_grey_beside_colour_is_scaled_in_every_channel(tmp_path):
+    from pretrain.data.images import read_images
+    levels = np.arange(16, dtype=np.uint16).reshape(4, 4) * 4369
+    Image.fromarray(levels).save(tmp_path / "wide.png")
+    save_image(str(tmp_path / "colour.png"), np.zeros((4, 4, 3), dtype=np.uint8))
+    rgb = read_images([str(tmp_path / "wide.png"), str(tmp_path / "colour.png")])
+    assert rgb.shape == (2, 4, 4, 3)
+    for channel in range(3):
+        np.testing.assert_array_equal(rgb[0, ..., channel], levels // 257)
+
+
+def test_32_bit_pixels_are_refused_in_one_line(tmp_path):
+    from pretrain.data.images import read_images
+    Image.fromarray(np.zeros((4, 4), np.float32)).save(tmp_path / "wide.tif")
+    with pytest.raises(LayerwiseError, match=r"wide.tif has 32-bit pixels \(PIL mode F\), whose range is not known"):
+        read_images([str(tmp_path / "wide.tif")])

@@ -9,7 +9,7 @@
 * :class:`GaussianRBM` (the ``grbm`` options) and :class:`Autoencoder` (the
   ``ae`` options) are single layers of the other dense kinds;
 * :class:`ConvAutoencoder` (``cae``) and :class:`ConvRBM` (``crbm``) are
-  convolutional layers over rows that are flattened images (``image_shape``);
+  convolutional layers over rows that are flattened images (``image_shape``, channels last);
 * :class:`StackedPretrainer` pretrains a whole stack greedily with
   :func:`pretrain.pretrain_stack` (each layer's codes computed once and cached)
   and ``transform`` gives the top layer's codes.

@@ -155,7 +155,7 @@ class _LayerTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         """Fit the layer to ``X`` [n_samples, n_features]; ``y`` is ignored."""
-        x = self._layer_input(dense_input(self, X, reset=True))
+        x = self._layer_input(dense_input(self, X, reset=True), reset=True)
         self.random_state_ = check_random_state(self.random_state)
         with self._seeded(self.random_state_):
             self._build(x)
@@ -172,7 +172,7 @@ class _LayerTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
     def partial_fit(self, X, y=None):
         """One update with ``X`` as one minibatch; the first call builds the layer."""
         first_call = not hasattr(self, "layer_")
-        x = self._layer_input(dense_input(self, X, reset=first_call))
+        x = self._layer_input(dense_input(self, X, reset=first_call), reset=first_call)
         if first_call:
             self.random_state_ = check_random_state(self.random_state)
         with self._seeded(self.random_state_):
@@ -184,7 +184,7 @@ class _LayerTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
     def transform(self, X):
         """The layer's code of ``X``: ``p(h=1|v)`` for RBMs, the encoder output for autoencoders."""
         check_is_fitted(self)
-        codes = self._map_rows(self.layer_, self._layer_input(dense_input(self, X, reset=False)))
+        codes = self._map_rows(self.layer_, self._layer_input(dense_input(self, X, reset=False), reset=False))
         return codes.reshape(len(codes), -1)
 
     @property
@@ -221,8 +221,9 @@ class _LayerTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         self.optimizer_ = layer_optimizer(self.layer_, self.learning_rate)
         self._n_features_out = int(np.prod(self.layer_.output_shape))
 
-    def _layer_input(self, x: torch.Tensor) -> torch.Tensor:
-        """Rows as the layer takes them: as they are for a dense kind (images: :mod:`pretrain.sklearn._image`)."""
+    def _layer_input(self, x: torch.Tensor, reset: bool) -> torch.Tensor:
+        """Rows as the layer takes them (``reset``: for a new fit): as they are for a dense kind (images:
+        :mod:`pretrain.sklearn._image`)."""
         return x
 
     def _update(self, x: torch.Tensor, batch_size: int, stage: str) -> None:

@@ -8,9 +8,8 @@ class ConvAutoencoder(_ImageTransformer):
     Conv -> activation -> ``pool x pool`` max-pool up; unpool -> transposed
     conv down; denoising by default (``noise="mask:0.3"``), trained by Adam on
     the reconstruction of the clean image (cross-entropy for inputs in [0, 1]
-    with ``loss="auto"``, squared error otherwise). Rows are images flattened
-    as ``image_shape`` ``(C, H, W)`` says (None: square single-channel images);
-    ``transform`` gives the pooled maps flattened, ``n_components * h * w``
+    with ``loss="auto"``, squared error otherwise). Rows are flattened images
+    (below); ``transform`` gives the pooled maps flattened, ``n_components * h * w``
     features, for a ``Pipeline`` to hand to a classifier.
 
     Parameters: ``n_components`` (the number of filters, 32), ``learning_rate``

@@ -75,7 +75,7 @@ def large_budget_C(x: torch.Tensor, y: torch.Tensor, n_classes: int, seed: int) 
     scores = []
     for C in LARGE_GRID:
         head = linear_head(x.shape[1], n_classes)
-        fit_linear_head(head, x[fit], y[fit], n_classes, C=C)
+        fit_linear_head(head, x[fit], y[fit], n_classes, C=C, precision=torch.float32)
         with torch.no_grad():
             scores.append(float((head(x[held]).argmax(1) == y[held]).double().mean()))
     return LARGE_GRID[int(np.argmax(scores))]
@@ -98,8 +98,10 @@ def head_rows(name: str, train, test, dataset, budgets, seeds, encode_seconds: f
             x, y = train[picked], torch.from_numpy(dataset.y_train[picked].astype(np.int64))
             torch.manual_seed(seed)
             head = linear_head(train.shape[1], n_classes)
-            C = large_budget_C(x, y, n_classes, seed) if len(y) > CV_MOST else None
-            fit = fit_linear_head(head, x, y, n_classes, C=C, grid=GRID, seed=seed)
+            large = len(y) > CV_MOST
+            C = large_budget_C(x, y, n_classes, seed) if large else None
+            fit = fit_linear_head(head, x, y, n_classes, C=C, grid=GRID, seed=seed,
+                                  precision=torch.float32 if large else torch.float64)
             with torch.no_grad():
                 predicted = head(test).argmax(1)
             accuracy = float((predicted == y_test).double().mean())

@@ -88,6 +88,19 @@ def test_converged_probe_has_sklearns_solution(digits):
         assert np.mean(head(torch.from_numpy(x)).argmax(1).numpy() == reference.predict(z)) > 0.99
 
 
+def test_a_float32_fit_reaches_sklearns_solution_too(digits):
+    """The precision large fits use (the CIFAR-10 table's all-label heads): the same optimum, to float32's
+    gradient tolerance."""
+    x = digits.x_train[:300].reshape(300, -1).astype(np.float32) / 16
+    y = digits.y_train[:300]
+    head = build_head({"kind": "linear"}, 64, 10)
+    fit_linear_head(head, torch.from_numpy(x), torch.from_numpy(y), 10, C=0.1, precision=torch.float32)
+    z = (x - x.mean(0)) / np.sqrt(x.var(0) + head[0].eps)
+    reference = LogisticRegression(C=0.1, max_iter=5000, tol=1e-8).fit(z, y)
+    assert head[1].weight.dtype == torch.float32
+    assert np.abs(head[1].weight.detach().numpy() - reference.coef_).max() < 0.02 * np.abs(reference.coef_).max()
+
+
 def test_the_solver_runs_with_one_blas_thread_whatever_torch_uses(digits, monkeypatch):
     """SciPy's OpenBLAS threads spinning beside torch's made a 2-thread fine-tuning grid 2.6x slower."""
     import scipy.optimize

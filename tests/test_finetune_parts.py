@@ -185,6 +185,12 @@ def test_paired_gap_to_the_control_with_a_95_interval():
     assert "+0.210 [-0.171, +0.591]" in line
 
 
+def test_a_gap_from_one_seed_is_not_printed_as_an_interval():
+    rows = [row for row in fake_rows() if row["seed"] == 0]
+    line = next(line for line in format_table(rows).splitlines() if line.startswith("runs/dbn - random:runs/dbn"))
+    assert "+0.200 (one seed: no interval)" in line and "[" not in line
+
+
 def test_report_files_exist_and_parse(tmp_path):
     paths = write_report(fake_rows(), tmp_path)
     assert sorted(p.name for p in paths) == ["learning_curves.png", "results.csv", "results.json", "results.md"]

@@ -115,10 +115,14 @@ def _gap_cells(rows: Sequence[Dict], metric: str) -> Tuple[List[str], List[List[
     budgets = _budgets(rows)
     lines = []
     for (source, schedule), cells in paired_gaps(rows, metric).items():
-        shown = [f"{cells[b][0]:+.3f} [{cells[b][1]:+.3f}, {cells[b][2]:+.3f}]" if b in cells else "-"
-                 for b in budgets]
+        shown = [_gap_cell(*cells[b]) if b in cells else "-" for b in budgets]
         lines.append([f"{source} - {control_of(source)}", schedule, *shown])
     return _header(rows), lines
+
+
+def _gap_cell(mean: float, low: float, high: float, n: int) -> str:
+    """``+0.210 [-0.171, +0.591]``; from one seed the mean alone, said to have no interval (not ``[m, m]``)."""
+    return f"{mean:+.3f} [{low:+.3f}, {high:+.3f}]" if n > 1 else f"{mean:+.3f} (one seed: no interval)"
 
 
 def _plain(title: str, header: List[str], lines: List[List[str]]) -> List[str]:

@@ -75,7 +75,9 @@ POSITIVE = Finite(min=0, min_open=True)
 @click.option("--lr-decay", default=1.0, type=POSITIVE,
               help="Learning-rate factor per group further down the body (1: all at the same rate).")
 @click.option("--lr", default=1e-3, type=POSITIVE, help="The head's learning rate (Adam).")
-@click.option("--epochs", default=100, type=click.IntRange(min=1), help="Most epochs per stage (early stopping ends sooner).")
+@click.option("--epochs", default=100, type=click.IntRange(min=1),
+              help="Most epochs per stage (early stopping ends sooner); a stage still takes its fewest optimizer "
+                   "steps, and under --semi runs its own length (see --semi).")
 @click.option("--batch-size", default=64, type=click.IntRange(min=2),
               help="Labeled examples per optimizer step (at least 2: BatchNorm needs two to normalise).")
 @click.option("--report", "report_dir", type=click.Path(file_okay=False),
@@ -97,7 +99,8 @@ POSITIVE = Finite(min=0, min_open=True)
                    "predictions as targets, dropout in the body), reconstruction (each trained layer keeps "
                    "reconstructing its input through its pretrained decoder; stacks, schedules that train the body) "
                    "or consistency (FixMatch, images: confident predictions on a weakly shifted image are the "
-                   "targets of a strongly perturbed one).")
+                   "targets of a strongly perturbed one). A --semi stage runs the weight's ramp and the fewest steps "
+                   "after it, whatever --epochs says (one that trains the body that long and no longer).")
 @click.option("--semi-weight", type=Finite(min=0),
               help="Final weight of the unlabeled term  [default: 1; 3 for reconstruction]")
 @click.option("--augment", default="none", show_default=True, type=click.Choice(AUGMENTS),
@@ -137,6 +140,7 @@ def main(data, source, schedules, labels_per_class, labels, seeds, seed, head, d
         return
     if not data:
         raise usage_error("missing DATA: e.g. `finetune digits --from runs/dbn --from random:runs/dbn`")
+    _refuse_what_a_mode_ignores(classifier_dir, advise, source, semi, augment)
     from pretrain.data.specs import load_data
     from .study.cells import worker_processes
     from .study.checks import REPORTED, SAVED, check_output_folder
@@ -172,6 +176,8 @@ def main(data, source, schedules, labels_per_class, labels, seeds, seed, head, d
                 augment=augment, jobs=jobs, threads=threads, progress=not quiet and is_writer())
             if not is_writer():
                 return
+        if semi != "none" and _given("epochs"):
+            _say_semi_sets_the_length(epochs)
         click.echo(format_table(rows))
         if report_dir:
             rows.config["command"] = command_line(click.get_current_context())
@@ -198,6 +204,33 @@ def _keeping_what_finished(failed, report_dir, save_dir):
             where.append(f"reported in --report {report_dir}")
         kept = f"are {' and '.join(where)}" if where else "were not kept: pass --save or --report to keep them"
         raise LayerwiseError(f"{failure}; the {len(failure.rows)} model(s) that finished {kept}") from None
+
+
+def _refuse_what_a_mode_ignores(classifier_dir, advise, source, semi, augment) -> None:
+    """Options that ``--predict`` (it trains nothing) or ``--advise`` (it measures plain fine-tuning) would drop
+    are usage mistakes, not silently ignored."""
+    if classifier_dir and (source or semi != "none"):
+        raise usage_error(f"--predict labels DATA with the classifier saved in {classifier_dir} and trains nothing: "
+                          f"drop {'--from' if source else '--semi'}")
+    if advise and (semi != "none" or augment != "none"):
+        raise usage_error(f"--advise measures fine-tuning without unlabeled terms or augmentation: drop "
+                          f"{'--semi' if semi != 'none' else '--augment'}")
+
+
+def _given(name: str) -> bool:
+    """Whether the user typed option ``name`` (or set it in the environment), rather than left its default."""
+    from click.core import ParameterSource
+    return click.get_current_context().get_parameter_source(name) not in (ParameterSource.DEFAULT, None)
+
+
+def _say_semi_sets_the_length(epochs: int) -> None:
+    """``--semi`` stages run for the ramp and the fewest steps after it (:mod:`finetune.training.semi`), not for
+    ``--epochs``: one line saying so to whoever asked for a number of epochs, beside the rows that record it."""
+    from .training.semi import RAMP
+    from .training.train import TrainSettings
+    steps = RAMP[1] + TrainSettings.min_steps
+    click.echo(f"Warning: under --semi every stage runs at least {steps} optimizer steps, in whole epochs (one that "
+               f"trains the body that long and no longer), whatever --epochs {epochs} says", err=True)
 
 
 def _advise(dataset, sources, labels_per_class, labels, seed, report_dir, **options):

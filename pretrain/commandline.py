@@ -19,7 +19,7 @@ import click
 from . import __version__
 from .data.specs import DATA_ENV, DEFAULT_DATA_DIR, describe_specs
 from .core.device import DEVICES, watch_cores
-from .core.errors import LayerwiseError
+from .core.errors import LayerwiseError, UsageMistake
 from .core.memory import keep_freed_memory
 
 
@@ -98,11 +98,14 @@ def in_flags(message: str, command: click.Command) -> str:
 
 
 def report_errors(command):
-    """Turn failures (:class:`LayerwiseError`) into one ``Error: ...`` line and exit 1, never a traceback."""
+    """Turn failures (:class:`LayerwiseError`) into one ``Error: ...`` line and exit 1, never a traceback; a
+    :class:`UsageMistake` into a usage error (exit 2)."""
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
+        except UsageMistake as error:
+            raise usage_error(in_flags(str(error), click.get_current_context().command)) from None
         except LayerwiseError as error:
             raise click.ClickException(one_line(in_flags(str(error), click.get_current_context().command))) from None
         except KeyboardInterrupt:

@@ -66,7 +66,7 @@ def test_config_rebuilds_the_layer_exactly(kind):
 @pytest.mark.parametrize("text, message", [
     ("rbm", "KIND:UNITS"),
     ("rbm:abc", "KIND:UNITS"),
-    ("rbm:0", "KIND:UNITS"),
+    ("rbm:0", "the count must be at least 1"),
     ("rbn:100", "use one of ae, cae, crbm, grbm, kmeans, patch-ae"),
     ("rbm:10,kk=3", "rbm takes epochs, k, lr"),
     ("rbm:10,k=two", "should be a int"),

@@ -142,7 +142,7 @@ def test_the_ramp_rises_from_zero_between_its_steps():
 
 @pytest.mark.parametrize("source, schedule, message", [
     ("pixels", "two-stage", "semi=reconstruction needs a stack's decoders: source=pixels has none"),
-    ("STACK", "linear", "semi=reconstruction needs a schedule that trains the body: schedule=linear"),
+    ("STACK", "linear", "semi=reconstruction needs a schedule that trains the body: the linear schedule"),
 ])
 def test_reconstruction_is_refused_in_one_line_where_it_cannot_apply(small_stack, source, schedule, message):
     with pytest.raises(LayerwiseError, match=message.replace("(", r"\(")):

@@ -19,7 +19,7 @@ import torch
 from pretrain.core.batches import map_batches
 from pretrain.data.specs import resolve_data
 from pretrain.core.distributed import is_writer, process_group, world_size
-from pretrain.core.errors import LayerwiseError
+from pretrain.core.errors import LayerwiseError, UsageMistake
 from pretrain.core.progress import progress_line
 
 from ..networks.body import Body
@@ -109,6 +109,9 @@ class Experiment:
         self.unlabeled: Optional[np.ndarray] = None
         augment = make_augment(options.augment, self.dataset.image_shape if self.dataset.is_image else None)
         self.settings = replace(options.settings, augment=augment)
+        if options.semi == "consistency" and not self.dataset.is_image:
+            raise UsageMistake("semi=consistency perturbs images, and this data is not images: "
+                               "use semi=pseudo-label or semi=reconstruction")
 
     def sample(self, budget: Budget, seed: int) -> np.ndarray:
         """Indices of the label sample of ``budget`` and ``seed``: the same for every source and schedule."""
@@ -135,8 +138,8 @@ class Experiment:
             return None
         decoders, body = source.decoders(seed), self.body(source, seed)
         if all(stage.frozen == len(body.groups) for stage in self.stages(schedule, body)):
-            raise LayerwiseError(f"semi=reconstruction needs a schedule that trains the body: schedule={schedule} "
-                                 f"trains the head alone; use two-stage, full or gradual, or semi=pseudo-label")
+            raise UsageMistake(f"semi=reconstruction needs a schedule that trains the body: the {schedule} schedule "
+                               f"trains the head alone; use two-stage, full or gradual, or semi=pseudo-label")
         return decoders[:len(body.groups)]
 
     def semi_term(self, body: Body, seed: int, decoders: Optional[List[torch.nn.Module]]) -> Optional[SemiTerm]:
@@ -151,9 +154,6 @@ class Experiment:
 
     def weak_perturbation(self) -> Augment:
         """The weak view of ``semi=consistency``: the labeled batches' augmentation, or ``shift`` under ``none``."""
-        if not self.dataset.is_image:
-            raise LayerwiseError("semi=consistency perturbs images, and this data is not images: "
-                                 "use semi=pseudo-label or semi=reconstruction")
         return self.settings.augment or make_augment("shift", self.dataset.image_shape)
 
     def run(self, source: str, body: Body, schedule: str, budget: Budget, seed: int, inputs: torch.Tensor,

@@ -24,7 +24,7 @@ from typing import Optional, Tuple
 import torch
 import torch.nn.functional as F
 
-from pretrain.core.errors import LayerwiseError
+from pretrain.core.errors import LayerwiseError, UsageMistake
 
 from .schedule import AUGMENTS
 
@@ -96,5 +96,5 @@ def make_augment(kind: str, image_shape: Optional[Tuple[int, ...]]) -> Optional[
     if kind == "none":
         return None
     if image_shape is None:
-        raise LayerwiseError(f"augment={kind} transforms images, and this data is not images: use augment=none")
+        raise UsageMistake(f"augment={kind} transforms images, and this data is not images: use augment=none")
     return Augment(kind, tuple(image_shape) if len(image_shape) == 3 else (*image_shape, 1))

@@ -26,16 +26,16 @@ ACTIVATIONS = {"sigmoid": nn.Sigmoid, "relu": nn.ReLU}
 NOISES = ("none", "mask", "gauss")
 
 
-def parse_noise(text: str):
-    """``none``, ``mask:P`` or ``gauss:S`` -> (kind, amount)."""
+def parse_noise(text: str, owner: str = "ae"):
+    """``none``, ``mask:P`` or ``gauss:S`` -> (kind, amount); ``owner``: the kind the error names."""
     kind, _, amount = text.partition(":")
     try:
         value = float(amount) if amount else 0.0
     except ValueError:
         value = -1.0
-    if kind not in NOISES or (kind != "none" and not value > 0) or (kind == "mask" and value >= 1):
-        raise LayerwiseError(
-            f"ae: bad noise={text!r}: use none, mask:P (0<P<1, e.g. mask:0.3) or gauss:S (e.g. gauss:0.1)")
+    if kind not in NOISES or (kind != "none" and not 0 < value < math.inf) or (kind == "mask" and value >= 1):
+        raise LayerwiseError(f"{owner}: bad noise={text!r}: use none, mask:P (0<P<1, e.g. mask:0.3) or gauss:S "
+                             "(S>0 and finite, e.g. gauss:0.1)")
     return kind, value
 
 

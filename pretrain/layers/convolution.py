@@ -25,10 +25,11 @@ from .base import Layer, holding
 from .options import Option, validate_options
 
 
-def check_kernel(kernel: int) -> int:
+def check_kernel(kernel: int, owner: str) -> int:
     """Odd kernels only: "same" padding ``kernel // 2`` keeps the map's size only for odd ones."""
     if kernel % 2 == 0:
-        raise LayerwiseError(f"kernel={kernel}: use an odd kernel size (3, 5, 7): 'same' convolutions need one")
+        raise LayerwiseError(f"{owner}: kernel={kernel}: use an odd kernel size (3, 5, 7): 'same' convolutions "
+                             "need one")
     return kernel
 
 

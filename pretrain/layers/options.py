@@ -11,7 +11,8 @@ Valid values are an interval (``low``/``high`` with ``closed`` as in
 :class:`sklearn.utils._param_validation.Interval`) or a set of ``choices``;
 ``zero_means`` documents 0 as a sentinel outside the interval (``epochs=0``:
 the command's ``--epochs``; ``sparsity=0``: off). ``check`` validates values
-with a syntax of their own (such as ``noise=mask:0.3``).
+with a syntax of their own (such as ``noise=mask:0.3``); it is given the value and
+the owner to name in its error.
 """
 import math
 from dataclasses import dataclass
@@ -38,7 +39,7 @@ class Option:
     closed: str = "both"
     choices: Tuple[str, ...] = ()
     zero_means: str = ""
-    check: Optional[Callable[[Any], Any]] = None
+    check: Optional[Callable[[Any, str], Any]] = None
 
     @property
     def type(self) -> type:
@@ -69,7 +70,7 @@ class Option:
         if self.type in (int, float) and not self._in_range(value):
             raise LayerwiseError(f"{owner}: {self.name}={value:g}: must be {self.describe_range()}")
         if self.check is not None:
-            self.check(value)
+            self.check(value, owner)
         return value
 
     def describe_range(self) -> str:

@@ -59,11 +59,12 @@ class LayerSpec:
         parts = rest.split(",") if sep else [""]
         try:
             units = int(parts[0])
-            if units < 1:
-                raise ValueError
         except ValueError:
+            example = 16 if layer_cls.convolutional else 500  # filters, hidden units
             raise LayerwiseError(
-                f"bad layer spec {text!r}: write KIND:UNITS[,key=value...], e.g. {kind}:500") from None
+                f"bad layer spec {text!r}: write KIND:UNITS[,key=value...], e.g. {kind}:{example}") from None
+        if units < 1:
+            raise LayerwiseError(f"bad layer spec {text!r}: the count must be at least 1")
         known = {**layer_cls.options, **TRAINER_OPTIONS}
         options, trainer = {}, {}
         for item in parts[1:]:
@@ -72,6 +73,8 @@ class LayerSpec:
                 raise LayerwiseError(
                     f"bad option {item!r} in {text!r}: {kind} takes {', '.join(sorted(known))} "
                     "as key=value (see pretrain --list-layers)")
+            if name in options or name in trainer:
+                raise LayerwiseError(f"bad layer spec {text!r}: {name}= is given twice; give it once")
             (trainer if name in TRAINER_OPTIONS else options)[name] = known[name].parse(value, kind)
         layer_cls.check_options(options)
         return cls(kind, units, options, **trainer)

@@ -27,7 +27,7 @@ from ..core.distributed import (all_sum, broadcast_object, describe, is_writer, 
                                 seed_rank_stream, sharded, world_size)
 from .divergence import Guard, check_input, mean_error
 from .epoch import layer_optimizer, run_epoch
-from ..core.errors import LayerwiseError
+from ..core.errors import LayerwiseError, UsageMistake
 from ..core.io import check_writable, load_state, made_for_the_block, rebuilding
 from ..layers import Layer, LayerSpec, get_layer_class
 from ..core.lock import OutputLock, PrivateCache, remove_orphans
@@ -154,6 +154,9 @@ def pretrain_stack(data, layers: Sequence[Union[str, LayerSpec]], out: Union[str
     specs = [s if isinstance(s, LayerSpec) else LayerSpec.parse(s) for s in layers]
     if not specs:
         raise LayerwiseError("no layers given: add at least one, e.g. layers=['rbm:500']")
+    if resume and overwrite:
+        raise UsageMistake("resume=True continues the run in its folder and overwrite=True replaces it: "
+                           "give one of them")
     if epochs < 1 or batch_size < 1 or ais_every < 0:
         raise LayerwiseError(f"epochs={epochs}, batch_size={batch_size}, ais_every={ais_every}: "
                              "epochs and batch_size must be at least 1, ais_every at least 0")

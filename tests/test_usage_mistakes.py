@@ -46,10 +46,38 @@ def flat_data(tmp_path):
     ("ae:4,noise=gauss:inf", "ae: bad noise='gauss:inf': use none, mask:P (0<P<1, e.g. mask:0.3) or gauss:S (S>0 and "
                              "finite"),
     ("cae:4,kernel=4", "cae: kernel=4: use an odd kernel size"),
+    ("rbm:4,sparsity_cost=1e300", "rbm: sparsity_cost=1e+300: must be in [0, 100]"),
+    ("ae:4,beta=inf", "ae: beta=inf: must be in [0, 100]"),
 ])
 def test_a_layer_spec_no_run_can_use_is_refused_as_it_is_parsed(tmp_path, layer, message):
     assert_usage_error(pretrain("digits", "-l", layer, "-o", tmp_path / "run", "-q"), message)
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("layers, message", [
+    (["cae:4,kernel=31"], "layer 1 (cae:4,kernel=31) on 1x8x8 inputs: kernel=31 is too wide for its 8x8 input (its "
+                          "outer taps would see only the zero padding): use a kernel of at most 15"),
+    (["cae:4,stride=2,pool=8"], "layer 1 (cae:4,stride=2,pool=8) on 1x8x8 inputs: pool=8 is larger than its 4x4 maps: "
+                                "use a pool of at most 4"),
+    (["cae:4", "cae:4", "crbm:4", "rbm:8"], "layer 3 (crbm:4) on 4x2x2 inputs: kernel=5 is too wide for its 2x2 "
+                                            "input (its outer taps would see only the zero padding): use a kernel "
+                                            "of at most 3"),
+    (["cae:4,kernel=3", "cae:4,kernel=3", "crbm:4,kernel=3", "crbm:2"],
+     "layer 4 (crbm:2) on 4x1x1 inputs: its input is maps of 1x1, where a convolution is a dense layer: put a dense "
+     "layer (rbm, ae) there"),
+])
+def test_degenerate_maps_are_refused_before_any_layer_trains(tmp_path, layers, message):
+    """On the 8x8 digits: the maps followed up the layers from the data's shape alone, before the first layer trains
+    (layer 3 or 4 is refused with nothing trained and nothing written)."""
+    args = [arg for layer in layers for arg in ("-l", layer)]
+    assert_usage_error(pretrain("digits", *args, "-o", tmp_path / "run", "-q"), message)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_kernel_whose_outer_taps_reach_a_pixel_is_accepted():
+    """kernel 5 on 4x4 maps: its outer taps (offset 2) reach a pixel from the positions near the far edge."""
+    from pretrain.layers import LayerSpec
+    assert LayerSpec.parse("cae:4").build((4, 4, 4), "unit").output_shape == (4, 2, 2)
 
 
 def test_resume_and_overwrite_together_are_refused(tmp_path):

@@ -91,11 +91,11 @@ class Autoencoder(Coding, Layer):
         Option("noise", "none", "corruption (denoising): none, mask:P (0<P<1) or gauss:S (S>0)", check=parse_noise),
         Option("sparsity", 0.0, "target mean activation rho (act=sigmoid)", low=0, high=1, closed="neither",
                zero_means="off"),
-        Option("beta", 3.0, "weight of the sparsity KL penalty", low=0),
-        Option("contractive", 0.0, "weight of the Jacobian penalty (0: off)", low=0),
+        Option("beta", 3.0, "weight of the sparsity KL penalty", low=0, high=100),  # the upper ends: as energy.py's
+        Option("contractive", 0.0, "weight of the Jacobian penalty (0: off)", low=0, high=100),
         Option("loss", "auto", "ce (inputs in [0,1]), mse, or auto: ce when the input is in [0,1]",
                choices=("auto", "ce", "mse")),
-        Option("weight_decay", 0.0, "L2 penalty on the weights", low=0),
+        Option("weight_decay", 0.0, "L2 penalty on the weights", low=0, high=1),
     )
 
     def __init__(self, n_visible, n_hidden, **options):

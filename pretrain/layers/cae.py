@@ -44,7 +44,7 @@ class ConvAutoencoder(Coding, ConvLayer):
         Option("tied", True, "decoder uses the encoder's filters (transposed convolution)"),
         Option("loss", "auto", "ce (inputs in [0,1]), mse, or auto: ce when the input is in [0,1]",
                choices=("auto", "ce", "mse")),
-        Option("weight_decay", 0.0, "L2 penalty on the filters", low=0),
+        Option("weight_decay", 0.0, "L2 penalty on the filters", low=0, high=1),
         Option("winners", 0.0, "winner-take-all training: the fraction of the batch in which each map's "
                                "largest unit survives", low=0, high=1, closed="right", zero_means="off"),
     )

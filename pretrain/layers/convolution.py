@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.grad import conv2d_weight
 
-from ..core.errors import LayerwiseError
+from ..core.errors import LayerwiseError, UsageMistake
 from .base import Layer, holding
 from .options import Option, validate_options
 
@@ -77,11 +77,10 @@ class ConvLayer(ImageInput, Layer):
         channels, height, width = shape
         if isinstance(filters, bool) or not isinstance(filters, int) or filters < 1:
             raise LayerwiseError(f"{self.kind}: filters={filters!r}: must be an int >= 1")
-        self.check_options(options)  # before they divide
+        maps, code = self.geometry(shape, options, self.kind)
         checked = validate_options(self.kind, self.options, options)
-        pool, stride, kernel = checked["pool"], checked["stride"], checked["kernel"]
-        self.map_shape = (filters, math.ceil(height / stride), math.ceil(width / stride))
-        self.code_shape = (filters, math.ceil(self.map_shape[1] / pool), math.ceil(self.map_shape[2] / pool))
+        stride, kernel = checked["stride"], checked["kernel"]
+        self.map_shape, self.code_shape = (filters, *maps), (filters, *code)
         super().__init__(channels * height * width, math.prod(self.code_shape), **options)
         self.channels, self.filters = channels, filters
         self.padding, self.stride = kernel // 2, stride
@@ -97,6 +96,33 @@ class ConvLayer(ImageInput, Layer):
         if checked["stride"] > checked["kernel"]:
             raise LayerwiseError(f"{cls.kind}: stride={checked['stride']} exceeds kernel={checked['kernel']}: some "
                                  f"pixels would reach no filter; use a stride of at most {checked['kernel']}")
+
+    @classmethod
+    def geometry(cls, input_shape: Tuple[int, int, int], options: Dict[str, Any], owner: str):
+        """``(H', W')`` of the hidden maps and ``(h, w)`` of the code for images ``(C, H, W)``; ``owner``: who
+        the error names.
+
+        Refused in one line, since each runs but learns what a smaller choice would: maps of 1 x 1 (a
+        convolution there is a dense layer), a kernel whose outer taps see only the zero padding
+        wherever it is (wider than ``2 max(H, W) - 1``) and a pool wider than the maps (global pooling
+        is a pool of the maps' size).
+        """
+        cls.check_options(options)  # before they divide
+        checked = validate_options(cls.kind, cls.options, options)
+        pool, stride, kernel = checked["pool"], checked["stride"], checked["kernel"]
+        height, width = input_shape[1:]
+        if height == width == 1:
+            raise UsageMistake(f"{owner}: its input is maps of 1x1, where a convolution is a dense layer: put a "
+                               "dense layer (rbm, ae) there, or pool less below it")
+        widest = 2 * max(height, width) - 1  # its outer taps still reach a pixel from the farthest position
+        if kernel > widest:
+            raise UsageMistake(f"{owner}: kernel={kernel} is too wide for its {height}x{width} input (its outer taps "
+                               f"would see only the zero padding): use a kernel of at most {widest}")
+        maps = (math.ceil(height / stride), math.ceil(width / stride))
+        if pool > max(maps):
+            raise UsageMistake(f"{owner}: pool={pool} is larger than its {maps[0]}x{maps[1]} maps: use a pool of "
+                               f"at most {max(maps)}")
+        return maps, (math.ceil(maps[0] / pool), math.ceil(maps[1] / pool))
 
     @property
     def output_shape(self) -> Tuple[int, int, int]:

@@ -18,14 +18,16 @@ from .base import (Layer, add_gradient, add_product_gradient, bernoulli_sample, 
                    sparsity_slope)
 from .options import Option
 
-#: The options every RBM kind declares (each kind lists them in its ``options``).
+#: The options every RBM kind declares (each kind lists them in its ``options``). The upper ends are far past
+#: any setting that trains (a penalty weighted 100 swamps the likelihood): values past them are typos, refused
+#: as the spec is parsed rather than found out as a divergence.
 ENERGY_OPTIONS = (
-    Option("k", 1, "Gibbs steps of CD-k", low=1),
+    Option("k", 1, "Gibbs steps of CD-k", low=1, high=1000),
     Option("pcd", False, "persistent contrastive divergence (chains kept across batches)"),
     Option("momentum", 0.5, "SGD momentum", low=0, high=1, closed="left"),
-    Option("weight_decay", 0.0, "L2 penalty on the weights", low=0),
+    Option("weight_decay", 0.0, "L2 penalty on the weights", low=0, high=1),
     Option("sparsity", 0.0, "target mean hidden activation", low=0, high=1, closed="neither", zero_means="off"),
-    Option("sparsity_cost", 0.1, "weight of the sparsity penalty", low=0),
+    Option("sparsity_cost", 0.1, "weight of the sparsity penalty", low=0, high=100),
 )
 
 

@@ -63,7 +63,10 @@ class _ImageTransformer(_LayerTransformer):
 
 def square_or_signal(owner: str, n_features: int, warn: bool) -> tuple:
     """One square grey image of ``n_features`` pixels, else a ``1 x n_features`` signal (and, if ``warn``, a
-    warning: the fit sees it once, not every transform)."""
+    warning: the fit sees it once, not every transform); one pixel is no image."""
+    if n_features == 1:
+        raise LayerwiseError(f"{owner}: rows of 1 feature(s) are single pixels, where a convolution is a dense "
+                             "layer: use a dense estimator (BernoulliRBM, Autoencoder)")
     side = int(round(n_features ** 0.5))
     if side * side == n_features:
         return side, side, 1

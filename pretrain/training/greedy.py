@@ -27,6 +27,7 @@ from ..core.distributed import (all_sum, broadcast_object, describe, is_writer, 
                                 seed_rank_stream, sharded, world_size)
 from .divergence import Guard, check_input, mean_error
 from .epoch import layer_optimizer, run_epoch
+from .layer_list import check_geometry
 from ..core.errors import LayerwiseError, UsageMistake
 from ..core.io import check_writable, load_state, made_for_the_block, rebuilding
 from ..layers import Layer, LayerSpec, get_layer_class
@@ -244,6 +245,7 @@ def train_stack(dataset: Dataset, specs: Sequence[LayerSpec], run: Run, device: 
 def train_layers(specs: Sequence[LayerSpec], run: Run, x_train: torch.Tensor, x_val: torch.Tensor,
                  device: torch.device, input_range: str, cache: Optional[PrivateCache], progress: bool) -> List[Layer]:
     """Each layer in turn on the codes of the ones below (memory-mapped through ``cache`` when given)."""
+    check_geometry(specs, x_train.shape[1:])
     trained = []
     for index, spec in enumerate(specs):
         torch.manual_seed(layer_seed(run.settings["seed"], index))

@@ -4,7 +4,8 @@ import torch
 
 from pretrain.core.errors import LayerwiseError
 from pretrain.training.epoch import layer_optimizer, run_epoch
-from pretrain.layers import LayerSpec, build_layer, get_layer_class, list_layers
+from pretrain.layers import LayerSpec, Option, build_layer, get_layer_class, list_layers
+from pretrain.layers.plain import Decoder, encoder_of
 
 KINDS = list_layers()
 
@@ -47,10 +48,47 @@ def test_layer_contract(kind):
 
 
 @pytest.mark.parametrize("kind", KINDS)
+def test_layer_declarations(kind):
+    """What the trainer, the parser and the plots read of a kind: declared on the class, in range."""
+    cls = get_layer_class(kind)
+    layer = make(kind)
+    assert cls.kind == kind and cls.summary and cls.input_range in ("unit", "real")
+    assert cls.optimizer in ("sgd", "adam") and cls.default_lr > 0
+    assert all(isinstance(option, Option) and option.name == name for name, option in cls.options.items())
+    assert layer.code_range in ("unit", "real")
+    assert layer.picture_weights().shape[0] == layer.output_shape[0]
+    grouped = [id(p) for group in layer.parameter_groups(0.1) for p in group["params"]]
+    assert sorted(grouped) == sorted(id(p) for p in layer.parameters())
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_plain_modules_compute_the_same_codes(kind):
     layer = make(kind).eval()
     v = inputs(layer, 8)
-    torch.testing.assert_close(layer.to_modules()(v), layer(v))
+    modules = layer.to_modules()
+    torch.testing.assert_close(modules(v), layer(v))
+    own = {p.data_ptr() for p in layer.parameters()}
+    assert not own & {p.data_ptr() for p in modules.parameters()}  # copies: fine-tuning never moves the layer
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_decoder_decodes_as_its_layer_or_is_refused_naming_the_kind(kind):
+    """What ``semi=reconstruction`` gets of a layer: a decoder of its codes that reads the fine-tuned encoder,
+    equal to the layer's ``decode``; or, for a kind without one, one line naming it."""
+    layer = make(kind).eval()
+    with torch.no_grad():
+        for parameter in layer.parameters():
+            parameter.uniform_(-0.5, 0.5)
+    try:
+        decoder = layer.decoder()
+    except LayerwiseError as error:
+        assert str(error).startswith(f"{kind} layers have no decoder of their codes: ") and "\n" not in str(error)
+        return
+    assert isinstance(decoder, Decoder)
+    h = layer(inputs(layer, 8))
+    with torch.no_grad():
+        torch.testing.assert_close(decoder(h, encoder_of(layer.to_modules())), layer.decode(h), atol=1e-5, rtol=1e-4)
+    assert not {p.data_ptr() for p in layer.parameters()} & {p.data_ptr() for p in decoder.parameters()}
 
 
 @pytest.mark.parametrize("kind", KINDS)

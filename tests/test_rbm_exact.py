@@ -5,7 +5,7 @@ import torch
 
 from pretrain.training.epoch import layer_optimizer, run_epoch
 from pretrain.layers import LayerSpec
-from pretrain.layers.base import bernoulli_sample
+from pretrain.layers.energy import bernoulli_sample
 
 N_VISIBLE, N_HIDDEN = 6, 4
 

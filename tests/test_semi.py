@@ -9,7 +9,6 @@ from click.testing import CliRunner
 
 from cli_checks import assert_failure, assert_usage_error
 from finetune.cli import main
-from finetune.networks.decoders import decoder_of
 from finetune.study.experiment import compare, fine_tune
 from finetune.training.augment import make_augment
 from finetune.training.semi import UnlabeledPool, semi_settings
@@ -110,7 +109,7 @@ def test_decoders_decode_as_their_layers_and_follow_tied_encoders(config):
     with torch.no_grad():
         for parameter in layer.parameters():
             parameter.uniform_(-0.5, 0.5)
-    decoder, encoder = decoder_of(layer), layer.to_modules()[0]
+    decoder, encoder = layer.decoder(), layer.to_modules()[0]
     h = torch.rand(7, *getattr(layer, "code_shape", (5,)))
     assert torch.allclose(decoder(h, encoder), layer.decode(h), atol=1e-5)
     with torch.no_grad():
@@ -125,7 +124,7 @@ def test_decoders_decode_as_their_layers_and_follow_tied_encoders(config):
 ])
 def test_a_controls_untied_decoder_starts_from_glorot_weights_and_zero_biases(config):
     layer = build_layer(config)
-    decoder = decoder_of(layer)
+    decoder = layer.decoder()
     torch.manual_seed(0)
     decoder.reset()
     fan_out, fan_in, *window = decoder.weight.shape
@@ -268,3 +267,14 @@ def test_consistency_is_refused_for_data_that_is_not_images(small_stack):
     with pytest.raises(LayerwiseError, match="semi=consistency perturbs images, and this data is not images"):
         fine_tune(flat, "pixels", schedule="linear", labels_per_class=5, semi="consistency",
                   epochs=1, progress=False)
+
+
+def test_decoders_are_built_only_when_asked_and_a_kind_without_one_is_named(tmp_path):
+    """A stack of k-means, whose triangle code has no decoder, fine-tunes; under semi=reconstruction it is
+    refused in one line naming the kind (its decoders were built for every stack before, and failed)."""
+    pretrain_stack("digits", ["kmeans:16"], out=tmp_path, epochs=1, progress=False)
+    model = fine_tune("digits", str(tmp_path), schedule="full", labels_per_class=5, epochs=1, progress=False)
+    assert 0 <= model.metrics["test_accuracy"] <= 1
+    with pytest.raises(LayerwiseError, match="in source=.*, kmeans layers have no decoder of their codes: a row"):
+        fine_tune("digits", str(tmp_path), schedule="full", labels_per_class=5, epochs=1, semi="reconstruction",
+                  progress=False)

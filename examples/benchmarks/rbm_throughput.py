@@ -39,7 +39,7 @@ from pretrain import pretrain_stack
 from pretrain.data.specs import load_data
 from pretrain.training.epoch import layer_optimizer, run_epoch
 from pretrain.layers import LayerSpec
-from pretrain.layers.base import bernoulli_sample
+from pretrain.layers.energy import bernoulli_sample
 from pretrain.data.preprocess import Preprocessing
 from pretrain.sklearn import BernoulliRBM
 from pretrain.training.stack import Stack

@@ -6,7 +6,6 @@ built from a pretrained stack, from the same stack re-initialised (the
 control), or from a torchvision backbone (:mod:`finetune.networks.backbones`), and
 schedules never ask where it came from.
 """
-import math
 from typing import Callable, List, Optional, Sequence
 
 import numpy as np
@@ -15,6 +14,7 @@ from torch import nn
 
 from pretrain.core.batches import rows_within
 from pretrain.core.errors import LayerwiseError
+from pretrain.layers.plain import glorot_bound
 from pretrain.training.stack import Stack
 
 
@@ -93,13 +93,6 @@ class Body(nn.Module):
         return Body(list(self.groups)[:-k], self.group_features[:-k], self.preprocess,
                     f"{self.name}[:-{k}]", self.group_names[:-k], self.tail, self.info, self.in_features,
                     self.row_bytes)
-
-
-def glorot_bound(weight: torch.Tensor) -> float:
-    """Glorot & Bengio (2010): uniform weights within ``sqrt(6 / (fan_in + fan_out))``, the fans of a filter
-    bank ``[out, in, k, k]`` counted over its ``k x k`` window, as the conv layers start."""
-    fan_out, fan_in = weight.shape[:2]
-    return math.sqrt(6 / ((fan_in + fan_out) * weight[0, 0].numel()))
 
 
 def glorot_reset(module: nn.Module) -> None:

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from pretrain.core.errors import LayerwiseError
+from pretrain.layers.base import Layer
 
 from .body import Body, body_from_stack, glorot_reset, pixels_body, torchvision_body
 
@@ -59,7 +60,8 @@ class Source(ABC):
         return None
 
     def decoders(self, seed: int = 0) -> List[nn.Module]:
-        """Fresh decoders of the body's groups, bottom first (:mod:`.decoders`); only stacks have them."""
+        """Fresh decoders of the body's groups, bottom first (:meth:`pretrain.layers.base.Layer.decoder`); only
+        stacks have them, and they are built only when ``semi=reconstruction`` asks for them."""
         raise LayerwiseError(f"semi=reconstruction needs a stack's decoders: source={self.text} has none; "
                              f"use a pretrained stack or its random: control, or semi=pseudo-label")
 
@@ -74,27 +76,27 @@ class StackSource(Source):
     def __init__(self, text: str, folder: str):
         super().__init__(text)
         self.folder = folder
-        self._decoders: List[nn.Module] = []
+        self._layers: List[Layer] = []
 
     def build(self, dataset, input_size, adapt_first_conv) -> Body:
         from pretrain.training.stack import load_stack
-        from .decoders import stack_decoders
         if not self.folder or not Path(self.folder, "stack.pt").is_file():
             raise LayerwiseError(f"source={self.text}: no pretrained stack there; use {SOURCE_FORMS}")
         stack = load_stack(self.folder)
         body = body_from_stack(stack, name=self.text)
         check_provenance(body, self.text, dataset)
-        self._decoders = stack_decoders(stack.layers) if all(layer.decodes_codes for layer in stack.layers) else None
+        self._layers = stack.layers  # what their decoders are built from, if asked for
         return body
 
     def decoders(self, seed: int = 0) -> List[nn.Module]:
-        """The pretrained layers' decoders, a fresh copy per cell."""
+        """The pretrained layers' decoders (:meth:`pretrain.layers.base.Layer.decoder`), fresh ones per cell."""
         if self._prototype is None:
             raise LayerwiseError(f"source={self.text}: bind the source to data first (Source.bind)")
-        if self._decoders is None:
-            raise LayerwiseError(f"semi=reconstruction needs each layer's decoder of its codes: source={self.text} "
-                                 "has patch layers, whose pooled features have none; use semi=pseudo-label")
-        return copy.deepcopy(self._decoders)
+        try:
+            return [layer.decoder() for layer in self._layers]
+        except LayerwiseError as error:
+            raise LayerwiseError(f"semi=reconstruction needs each layer's decoder: in source={self.text}, {error}; "
+                                 "use semi=pseudo-label") from None
 
     @property
     def control(self) -> str:
@@ -113,7 +115,7 @@ class RandomSource(StackSource):
         return body
 
     def decoders(self, seed: int = 0) -> List[nn.Module]:
-        """The decoders with fresh weights (see :meth:`.decoders.Decoder.reset`), drawn from ``seed``."""
+        """The decoders with fresh weights (see :meth:`pretrain.layers.plain.Decoder.reset`), drawn from ``seed``."""
         decoders = super().decoders(seed)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)

@@ -33,7 +33,7 @@ optimizer step, a step minimises::
 * ``reconstruction`` (in the spirit of Ranzato & Szummer, *Semi-supervised
   learning of compact document representations with deep networks*, ICML
   2008): ``U(u)`` is the sum over the body groups that train of each layer's
-  reconstruction error of its own input (:mod:`finetune.networks.decoders`), the
+  reconstruction error of its own input (its layer's decoder: :meth:`pretrain.layers.base.Layer.decoder`), the
   pretraining objective in its mean-field form, at a constant weight ``w``
   (the decoders are already trained, so nothing needs a ramp). The decoders'
   visible biases (and untied matrices) train at the top body group's rate.
@@ -74,8 +74,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from pretrain.core.errors import LayerwiseError
+from pretrain.layers.plain import encoder_of
 
-from ..networks.decoders import encoder_of
 from .schedule import SEMI_METHODS
 
 #: the unsupervised term's final weight per method when ``semi_weight`` is not given (see the module docstring)

@@ -1,4 +1,5 @@
-"""The layer contract and the layer registry (the hand-written gradients: :mod:`.gradients`).
+"""The layer contract: :class:`Layer`, the base class of every kind (the registry: :mod:`.registry`; the
+hand-written gradients: :mod:`.gradients`; what fine-tuning is handed: :mod:`.plain`).
 
 A layer is an ``nn.Module`` with
 
@@ -14,9 +15,20 @@ A layer is an ``nn.Module`` with
   optimizer's buffer (``into``, from :meth:`pretrain.training.sgd.SGD.fold`);
 * ``decode(h)``: the mean reconstruction of the input from codes, so
   ``reconstruct(v) = decode(forward(v))`` gives the one-step mean-field
-  reconstruction whose error is reported in training and evaluation alike;
+  reconstruction whose error is reported in training and evaluation alike.
+
+Fine-tuning (the ``finetune`` package) sees a layer only through two methods, and needs nothing else of
+it: a new kind that defines them is fine-tuned, with every schedule and method, without an edit there.
+
 * ``to_modules()``: plain torch modules (``nn.Linear`` or ``nn.Conv2d`` + activation
-  [+ pooling]) holding a copy of the weights, which is all fine-tuning ever sees.
+  [+ pooling]) holding a copy of the weights (:func:`pretrain.layers.plain.holding`): the layer's
+  body group, trained by every schedule;
+* ``decoder()``: the :class:`pretrain.layers.plain.Decoder` of its codes, trained beside the body
+  under ``semi=reconstruction`` (and built only then): ``decoder(h, encoder)`` is ``decode(h)``,
+  reading tied weights from ``encoder``, the first ``Linear`` or ``Conv2d`` of ``to_modules()``
+  (:func:`pretrain.layers.plain.encoder_of`), so that a tied decoder follows the encoder as it is
+  fine-tuned. A kind whose codes have no such decoder (k-means' triangle code, pooled patch
+  features) says so: its ``decoder()`` raises :meth:`Layer.no_decoder`, one line naming the kind.
 
 A layer sees inputs of ``input_shape`` and passes up codes of ``output_shape``:
 ``(n_visible,)`` and ``(n_hidden,)`` for dense kinds, ``(C, H, W)`` and
@@ -24,11 +36,9 @@ A layer sees inputs of ``input_shape`` and passes up codes of ``output_shape``:
 codes are feature maps ``[N, C, H, W]``; a dense layer above them sees them
 flattened.
 
-New kinds register themselves with :func:`register_layer` (one file per kind),
-in the manner of torchvision's model registry, and declare their
-hyperparameters once as :class:`pretrain.layers.options.Option` values; the
-constructor validates them, so the Python API refuses what the command line
-refuses.
+New kinds register themselves with :func:`pretrain.layers.registry.register_layer` (one file per kind)
+and declare their hyperparameters once as :class:`pretrain.layers.options.Option` values; the
+constructor validates them, so the Python API refuses what the command line refuses.
 """
 import math
 from abc import ABC, abstractmethod
@@ -40,59 +50,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..core.errors import LayerwiseError
-from .gradients import add_gradient, add_product_gradient, sparsity_penalty, sparsity_slope  # noqa: F401
 from .options import Option, validate_options
-
-_REGISTRY: Dict[str, type] = {}
-
-
-def register_layer(cls):
-    """Class decorator adding a layer kind to the registry under ``cls.kind``."""
-    if cls.kind in _REGISTRY:
-        raise ValueError(f"layer kind {cls.kind!r} is already registered")
-    _REGISTRY[cls.kind] = cls
-    return cls
-
-
-def list_layers() -> List[str]:
-    """The registered layer kinds, sorted."""
-    return sorted(_REGISTRY)
-
-
-def get_layer_class(kind: str) -> type:
-    """The class registered as ``kind``; a one-line error naming the valid kinds otherwise."""
-    try:
-        return _REGISTRY[kind]
-    except KeyError:
-        raise LayerwiseError(
-            f"unknown layer kind {kind!r}: use one of {', '.join(list_layers())} "
-            "(see pretrain --list-layers)") from None
-
-
-def holding(module_class: type, weights: Dict[str, torch.Tensor], *args, **kwargs) -> nn.Module:
-    """``module_class(*args, **kwargs)`` whose parameters are float32 CPU copies of ``weights`` (name -> tensor).
-
-    Built on the meta device, so nothing is drawn from the random stream, and
-    its parameters replaced: what ``nn.utils.skip_init`` gives, without the
-    import of torch.fx's symbolic shapes that its ``to_empty`` triggers (over
-    half a second at the first call, paid by the end of every run that plots).
-    """
-    module = module_class(*args, device="meta", **kwargs)
-    for name, value in weights.items():
-        setattr(module, name, nn.Parameter(value.detach().to("cpu", torch.get_default_dtype(), copy=True)))
-    return module
-
-
-def bernoulli_sample(p: torch.Tensor) -> torch.Tensor:
-    """Binary sample of probabilities ``p``: ``uniform < p`` is ~4x faster than ``torch.bernoulli`` on CPU.
-
-    The uniforms are float32 whatever ``p``'s type, so a float64 model draws
-    the same samples as its float32 twin from the same seed (2^-24 is ample
-    resolution for a Bernoulli draw).
-    """
-    # rand_like with an explicit layout draws what torch.rand(p.shape) draws, at half its fixed cost
-    sample = torch.rand_like(p, dtype=torch.float32, memory_format=torch.contiguous_format).lt_(p)
-    return sample if p.dtype == torch.float32 else sample.to(p.dtype)
 
 
 class Layer(nn.Module, ABC):
@@ -112,7 +70,7 @@ class Layer(nn.Module, ABC):
     #: False for kinds whose training is their data-dependent start alone (the trainer runs no epochs).
     learns: ClassVar[bool] = True
     #: False for kinds whose ``decode`` reads the codes of their training rows, not the codes they pass up
-    #: (patch layers pool over regions): no reconstructions through the stack, no ``semi=reconstruction``.
+    #: (patch layers pool over regions): no reconstructions through the stack (:mod:`pretrain.plots`).
     decodes_codes: ClassVar[bool] = True
 
     def __init__(self, n_visible: int, n_hidden: int, **options):
@@ -200,7 +158,18 @@ class Layer(nn.Module, ABC):
 
     @abstractmethod
     def to_modules(self) -> nn.Sequential:
-        """Plain torch modules with a copy of the weights, mapping inputs to codes."""
+        """Plain torch modules with a copy of the weights, mapping inputs to codes: the layer's body group in
+        fine-tuning; its first ``Linear`` or ``Conv2d`` is the encoder a tied :meth:`decoder` reads."""
+
+    @abstractmethod
+    def decoder(self) -> nn.Module:
+        """A fresh :class:`pretrain.layers.plain.Decoder` of this layer's codes (``semi=reconstruction``):
+        ``decoder(h, encoder_of(to_modules()))`` equals :meth:`decode` of ``h``; or, for a kind without
+        one, :meth:`no_decoder` raised."""
+
+    def no_decoder(self, why: str) -> LayerwiseError:
+        """The one-line error a kind's :meth:`decoder` raises when its codes have no decoder, saying ``why``."""
+        return LayerwiseError(f"{self.kind} layers have no decoder of their codes: {why}")
 
     # Shared behaviour ---------------------------------------------------------
     @property
@@ -250,7 +219,3 @@ class Layer(nn.Module, ABC):
         return {"kind": self.kind, "n_visible": self.n_visible, "n_hidden": self.n_hidden,
                 "options": dict(self.hparams)}
 
-
-def build_layer(config: Dict[str, Any]) -> Layer:
-    """Rebuild a layer from :meth:`Layer.config` output."""
-    return get_layer_class(config["kind"]).from_config(config)

@@ -4,10 +4,9 @@ Code ``h = maxpool(act(W * x~ + c))`` of the corrupted input ``x~``
 (``noise=mask:P`` zeroes a fraction P of pixels, ``gauss:S`` adds N(0, S^2);
 Masci et al. train their stacked CAEs as denoising ones); reconstruction
 ``r = W'^T * unpool(h) + b``, a transposed convolution with ``W' = W`` (tied)
-or a filter bank of its own, ``b`` one bias per input channel. The loss is
-the reconstruction of the *clean* input, summed over pixels and averaged over
-the batch: binary cross-entropy of ``sigmoid(r)`` for inputs in [0, 1],
-squared error otherwise. The decoder is dropped after pretraining; the code
+or a filter bank of its own, ``b`` one bias per input channel. The loss
+(:mod:`pretrain.layers.autoencoding`, as the dense ``ae``'s) is the
+reconstruction of the *clean* input. The decoder is dropped after pretraining; the code
 (ReLU maps by default) is what the layer above and fine-tuning see.
 
 ``winners=R`` (0 < R <= 1) trains it as a convolutional winner-take-all
@@ -19,17 +18,16 @@ zero, so each filter must draw a whole part of the image alone. The code
 passed up stays the max-pooled maps, as Makhzani & Frey's features are.
 """
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from .ae import ACTIVATIONS, Coding, corrupt, parse_noise
-from .base import register_layer
+from .autoencoding import Autoencoding, autoencoder_options
 from .convolution import CONV_OPTIONS, ConvLayer
 from .options import Option, options_table
+from .registry import register_layer
 
 
 @register_layer
-class ConvAutoencoder(Coding, ConvLayer):
+class ConvAutoencoder(Autoencoding, ConvLayer):
     """One convolutional autoencoder layer of a stack: FILTERS filters, max-pooled codes."""
 
     kind = "cae"
@@ -39,19 +37,13 @@ class ConvAutoencoder(Coding, ConvLayer):
     default_lr = 1e-3
     options = options_table(
         *CONV_OPTIONS,
-        Option("act", "relu", "code activation", choices=tuple(ACTIVATIONS)),
-        Option("noise", "mask:0.3", "corruption: none, mask:P (0<P<1) or gauss:S (S>0)", check=parse_noise),
-        Option("tied", True, "decoder uses the encoder's filters (transposed convolution)"),
-        Option("loss", "auto", "ce (inputs in [0,1]), mse, or auto: ce when the input is in [0,1]",
-               choices=("auto", "ce", "mse")),
-        Option("weight_decay", 0.0, "L2 penalty on the filters", low=0, high=1),
+        *autoencoder_options(act="relu", noise="mask:0.3"),
         Option("winners", 0.0, "winner-take-all training: the fraction of the batch in which each map's "
                                "largest unit survives", low=0, high=1, closed="right", zero_means="off"),
     )
 
     def __init__(self, input_shape, filters, **options):
         super().__init__(input_shape, filters, **options)
-        self.noise = parse_noise(self.hparams["noise"])
         kernel = self.hparams["kernel"]
         self.weight = self.init_weight(filters, self.channels, kernel, kernel)
         self.hidden_bias = nn.Parameter(torch.zeros(filters))
@@ -59,33 +51,35 @@ class ConvAutoencoder(Coding, ConvLayer):
         if not self.hparams["tied"]:
             self.decoder_weight = self.init_weight(filters, self.channels, kernel, kernel)
 
+    @property
+    def decoder_filters(self) -> torch.Tensor:
+        """The filters the transposed convolution reads: the encoder's (tied) or its own."""
+        return self.weight if self.hparams["tied"] else self.decoder_weight
 
     def forward(self, v):
         return self.pool(self.activation(self.convolve(v, self.weight, self.hidden_bias)))
 
     def decode_logits(self, h):
-        """Reconstruction before the output non-linearity."""
-        weight = self.weight if self.hparams["tied"] else self.decoder_weight
-        return self.transpose(self.unpool(h), weight, self.visible_bias)
-
-    def decode(self, h):
-        r = self.decode_logits(h)
-        return torch.sigmoid(r) if self.uses_cross_entropy else r
+        return self.transpose(self.unpool(h), self.decoder_filters, self.visible_bias)
 
     def loss(self, v):
-        corrupted = corrupt(v, self.noise)
+        corrupted = self.corrupt(v)
         if self.hparams["winners"]:
-            weight = self.weight if self.hparams["tied"] else self.decoder_weight
             maps = self.activation(self.convolve(corrupted, self.weight, self.hidden_bias))
-            r = self.transpose(winners_only(maps, self.hparams["winners"]), weight, self.visible_bias)
+            r = self.transpose(winners_only(maps, self.hparams["winners"]), self.decoder_filters, self.visible_bias)
         else:
             r = self.decode_logits(self.forward(corrupted))
-        if self.uses_cross_entropy:
-            return F.binary_cross_entropy_with_logits(r, v, reduction="sum") / v.shape[0]
-        return F.mse_loss(r, v, reduction="sum") / v.shape[0]
+        return self.reconstruction_loss(r, v)
 
     def to_modules(self):
-        return self.conv_modules(self.weight, self.hidden_bias, *self.max_pooled(ACTIVATIONS[self.hparams["act"]]()))
+        return self.conv_modules(self.weight, self.hidden_bias, *self.max_pooled(self.activation_module()))
+
+    def decoder(self):
+        """Unpool, then the transposed convolution of the encoder's filters (untied: its own bank), through the
+        sigmoid under a cross-entropy loss: Masci et al.'s decoder, and with it fine-tuning is the stacked
+        "what-where" autoencoder's joint loss (Zhao, Mathieu, Goroshin & LeCun 2015) with nearest-neighbour
+        unpooling."""
+        return self.conv_decoder(self.uses_cross_entropy, None if self.hparams["tied"] else self.decoder_weight)
 
 
 def winners_only(maps: torch.Tensor, rate: float) -> torch.Tensor:

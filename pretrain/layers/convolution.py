@@ -1,7 +1,7 @@
 """What every convolutional layer shares: the geometry of its maps, pooling and unpooling.
 
-Not registered itself; ``cae`` and ``crbm`` subclass it. A layer of ``filters``
-``kernel x kernel`` filters sees images ``[N, C, H, W]``; its convolutions are
+Not registered itself; ``cae`` and ``crbm`` subclass it (and are fine-tuned with its :class:`ConvDecoder`).
+A layer of ``filters`` ``kernel x kernel`` filters sees images ``[N, C, H, W]``; its convolutions are
 "same" (zero padding ``kernel // 2``) at ``stride`` S, so its hidden maps are
 ``[N, filters, ceil(H / S), ceil(W / S)]`` (the full size at the default S = 1)
 and the code passed up is their ``pool x pool`` max-pool (Masci et al. 2011;
@@ -13,7 +13,7 @@ maps of the input's exact size (its ``output_padding`` restores the rows and
 columns a stride leaves over).
 """
 import math
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -21,8 +21,9 @@ from torch import nn
 from torch.nn.grad import conv2d_weight
 
 from ..core.errors import LayerwiseError, UsageMistake
-from .base import Layer, holding
+from .base import Layer
 from .options import Option, validate_options
+from .plain import Decoder, holding
 
 
 def check_kernel(kernel: int, owner: str) -> int:
@@ -177,6 +178,27 @@ class ConvLayer(ImageInput, Layer):
         """``activation`` and the ``MaxPool2d`` of the code (none at ``pool=1``), to follow the convolution."""
         pool = self.hparams["pool"]
         return (activation, *([nn.MaxPool2d(pool, ceil_mode=True)] if pool > 1 else []))
+
+    def conv_decoder(self, sigmoid: bool, weight: Optional[torch.Tensor] = None) -> "ConvDecoder":
+        """The :class:`ConvDecoder` of this layer's geometry, reading ``weight`` (untied) or the encoder's filters."""
+        return ConvDecoder(self.visible_bias, sigmoid, weight, self.hparams["pool"], self.map_shape[1:],
+                           self.output_padding)
+
+
+class ConvDecoder(Decoder):
+    """A conv layer's decoder for fine-tuning: the code unpooled to the hidden maps' size (:func:`unpool`, as the
+    layer decodes), then the transposed convolution of its fine-tuned ``Conv2d``'s filters (or a bank of its
+    own) plus one bias per input channel, through the sigmoid where ``sigmoid``."""
+
+    def __init__(self, visible_bias: torch.Tensor, sigmoid: bool, weight: Optional[torch.Tensor], pool: int,
+                 map_size: Sequence[int], output_padding: Sequence[int]):
+        super().__init__(visible_bias, sigmoid, weight)
+        self.pool, self.map_size, self.output_padding = pool, tuple(map_size), tuple(output_padding)
+
+    def logits(self, h: torch.Tensor, encoder: nn.Conv2d) -> torch.Tensor:
+        weight = self.weight if self.weight is not None else encoder.weight
+        return F.conv_transpose2d(unpool(h, self.pool, self.map_size), weight, self.visible_bias,
+                                  stride=encoder.stride, padding=encoder.padding, output_padding=self.output_padding)
 
 
 def unpool(code: torch.Tensor, pool: int, size: Tuple[int, int]) -> torch.Tensor:

@@ -34,10 +34,11 @@ from torch import nn
 from ..core.batches import map_batches, rows_within
 from ..core.nograd import without_grad
 from . import pooling
-from .base import add_gradient, bernoulli_sample, register_layer, sparsity_penalty, sparsity_slope
 from .convolution import CONV_OPTIONS, ConvLayer
-from .energy import ENERGY_OPTIONS, gibbs_chain, size_chain_from, softplus_sum
+from .energy import ENERGY_OPTIONS, bernoulli_sample, gibbs_chain, size_chain_from, softplus_sum
+from .gradients import add_gradient, sparsity_penalty, sparsity_slope
 from .options import Option, options_table
+from .registry import register_layer
 
 
 @register_layer
@@ -130,6 +131,13 @@ class ConvRBM(ConvLayer):
 
     def decode(self, h: torch.Tensor) -> torch.Tensor:
         return self.visible_mean(self.unpool(h))
+
+    def decoder(self):
+        """The transposed convolution of the encoder's filters on the unpooled code, through the sigmoid for
+        binary visible units (Gaussian ones: the identity). It reads the max-pooled probabilities copied over
+        each window where the RBM's own reconstruction reads the unpooled ones: an approximation that
+        overstates every unit but a window's largest (it is what :meth:`decode` computes from a code)."""
+        return self.conv_decoder(sigmoid=not self.gaussian)
 
     def reconstruct(self, v: torch.Tensor) -> torch.Tensor:
         """The RBM's one-step mean-field reconstruction ``E[v | p(h | v)]``, on the unpooled maps."""

@@ -14,9 +14,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..core.nograd import without_grad
-from .base import (Layer, add_gradient, add_product_gradient, bernoulli_sample, holding, sparsity_penalty,
-                   sparsity_slope)
+from .base import Layer
+from .gradients import add_gradient, add_product_gradient, sparsity_penalty, sparsity_slope
 from .options import Option
+from .plain import DenseDecoder, holding
 
 #: The options every RBM kind declares (each kind lists them in its ``options``). The upper ends are far past
 #: any setting that trains (a penalty weighted 100 swamps the likelihood): values past them are typos, refused
@@ -33,6 +34,18 @@ ENERGY_OPTIONS = (
 
 #: rows of each phase over which a minibatch's loss is estimated (:func:`softplus_mean`).
 LOSS_ROWS = 16
+
+
+def bernoulli_sample(p: torch.Tensor) -> torch.Tensor:
+    """Binary sample of probabilities ``p``: ``uniform < p`` is ~4x faster than ``torch.bernoulli`` on CPU.
+
+    The uniforms are float32 whatever ``p``'s type, so a float64 model draws
+    the same samples as its float32 twin from the same seed (2^-24 is ample
+    resolution for a Bernoulli draw).
+    """
+    # rand_like with an explicit layout draws what torch.rand(p.shape) draws, at half its fixed cost
+    sample = torch.rand_like(p, dtype=torch.float32, memory_format=torch.contiguous_format).lt_(p)
+    return sample if p.dtype == torch.float32 else sample.to(p.dtype)
 
 
 class EnergyLayer(Layer):
@@ -207,6 +220,11 @@ class EnergyLayer(Layer):
     def to_modules(self) -> nn.Sequential:
         weights = {"weight": self.weight / self.visible_scale(), "bias": self.hidden_bias}
         return nn.Sequential(holding(nn.Linear, weights, self.n_visible, self.n_hidden), nn.Sigmoid())
+
+    def decoder(self) -> DenseDecoder:
+        """``E[v | h]`` around the fine-tuned ``Linear``: ``sigmoid(h W + b)`` for binary visible units (``rbm``),
+        ``b + s^2 (h W')`` for Gaussian ones (``grbm``: fine-tuning holds ``W' = W / s``, ``s`` fixed)."""
+        return DenseDecoder(self.visible_bias, self.input_range == "unit", gain=self.visible_scale().detach().pow(2))
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         size_chain_from(self, state_dict, prefix)

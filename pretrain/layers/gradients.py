@@ -1,7 +1,5 @@
 """The gradients the layers write by hand: sums into ``.grad`` or an optimizer's buffer, and the sparsity
 penalty with its slope (shared by the sparse autoencoder and the RBMs' sparsity targets).
-
-Re-exported by :mod:`pretrain.layers.base`, where the layer kinds import them from.
 """
 from typing import Dict, Optional, Tuple
 

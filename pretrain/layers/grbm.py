@@ -11,9 +11,10 @@ diverge with large learning rates, hence the small default rate.
 import torch
 from torch import nn
 
-from .base import add_gradient, register_layer
 from .energy import ENERGY_OPTIONS, EnergyLayer
+from .gradients import add_gradient
 from .options import Option, options_table
+from .registry import register_layer
 
 MAX_STD = 10.0
 

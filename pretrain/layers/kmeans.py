@@ -21,9 +21,12 @@ single-layer features on whitened image patches (``patch-kmeans``).
 import torch
 from torch import nn
 
-from .base import Layer, add_gradient, holding, register_layer
+from .base import Layer
 from .encoders import Triangle, triangle
+from .gradients import add_gradient
 from .options import options_table
+from .plain import holding
+from .registry import register_layer
 
 
 @register_layer
@@ -84,3 +87,6 @@ class KMeans(Layer):
     def to_modules(self):
         linear = holding(nn.Linear, {"weight": self.weight}, self.n_visible, self.n_hidden, bias=False)
         return nn.Sequential(Triangle(linear))
+
+    def decoder(self):
+        raise self.no_decoder("a row is reconstructed by its nearest centroid, an argmax that passes no gradient")

@@ -31,13 +31,15 @@ import torch
 from torch import nn
 
 from ..core.errors import LayerwiseError
-from .base import Layer, holding, register_layer
+from .base import Layer
 from .convolution import ImageInput
 from .encoders import RegionPool, SoftThreshold, Triangle
 from .grbm import GaussianRBM
 from .ae import Autoencoder
 from .kmeans import KMeans
 from .options import Option, options_table, validate_options
+from .plain import holding
+from .registry import register_layer
 from .sampled import SampledDictionary
 from .whitening import NORM_EPS, WhitenPatches, fit_whitening, normalise, positions, sample_patches, whiten
 
@@ -184,6 +186,10 @@ class PatchLayer(ImageInput, Layer):
         patches = WhitenPatches(self.input_shape, hp["patch"], hp["stride"], hp["norm_eps"], self.patch_mean,
                                 self.whitening)
         return nn.Sequential(patches, *self.code_modules(), RegionPool(hp["grid"], hp["pool"]))
+
+    def decoder(self):
+        raise self.no_decoder("like all patch layers, whose pooled features have none (no decoder inverts the "
+                               "pooling over image regions)")
 
     def picture_weights(self) -> torch.Tensor:
         """The dictionary in whitened patch space, as ``[K, C, k, k]`` filters (Coates et al.'s Fig. 2)."""

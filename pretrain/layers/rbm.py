@@ -14,9 +14,10 @@ and the trainer's SGD (momentum, weight decay) applies the CD update.
 import torch
 import torch.nn.functional as F
 
-from .base import add_gradient, bernoulli_sample, register_layer
-from .energy import ENERGY_OPTIONS, EnergyLayer
+from .energy import ENERGY_OPTIONS, EnergyLayer, bernoulli_sample
+from .gradients import add_gradient
 from .options import Option, options_table
+from .registry import register_layer
 
 
 @register_layer

@@ -13,9 +13,11 @@ learning paid.
 import torch
 from torch import nn
 
-from .base import Layer, holding, register_layer
+from .base import Layer
 from .encoders import SoftThreshold
 from .options import Option, options_table
+from .plain import holding
+from .registry import register_layer
 
 
 @register_layer
@@ -58,3 +60,6 @@ class SampledDictionary(Layer):
     def to_modules(self):
         linear = holding(nn.Linear, {"weight": self.weight}, self.n_visible, self.n_hidden, bias=False)
         return nn.Sequential(linear, SoftThreshold(self.hparams["alpha"]))
+
+    def decoder(self):
+        raise self.no_decoder("its dictionary is drawn, never trained to reconstruct, and has no visible biases")

@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, Tuple, Union
 
 from ..core.errors import LayerwiseError
-from .base import Layer, get_layer_class, list_layers
+from .base import Layer
 from .options import Option, options_table, validate_options
+from .registry import get_layer_class, list_layers
 
 #: Per-layer overrides of the trainer's settings, accepted after every kind's own options.
 TRAINER_OPTIONS = options_table(

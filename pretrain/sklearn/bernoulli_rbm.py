@@ -5,7 +5,7 @@ import torch
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from ..layers.base import bernoulli_sample
+from ..layers.energy import bernoulli_sample
 from ._base import _LayerTransformer, as_tensor, dense_input
 
 

@@ -7,8 +7,8 @@ from contextlib import contextmanager
 
 import click
 
-from pretrain.commandline import (CONTEXT, Finite, Parsed, command_line, common_options, data_help, report_errors,
-                                  usage_error)
+from pretrain.commandline import (CONTEXT, Command, Finite, Parsed, command_line, common_options, data_help,
+                                  report_errors, usage_error)
 from pretrain.core.errors import LayerwiseError
 
 from .training.schedule import AUGMENTS, SCHEDULES, SEMI_METHODS
@@ -50,7 +50,7 @@ def _head(text):
 POSITIVE = Finite(min=0, min_open=True)
 
 
-@click.command("finetune", context_settings=CONTEXT, epilog=data_help())
+@click.command("finetune", cls=Command, context_settings=CONTEXT, epilog=data_help())
 @click.argument("data", required=False)
 @click.option("--from", "source", multiple=True, type=Parsed(_source, "SOURCE"),
               help="STACK_DIR (pretrained), random:STACK_DIR (its random-init control), torchvision:NAME or pixels "

@@ -8,8 +8,8 @@ STARTED = time.perf_counter()  # for --profile: imports and argument parsing cou
 
 import click  # noqa: E402
 
-from .commandline import (CONTEXT, Finite, Parsed, common_options, data_help, one_line, report_errors,  # noqa: E402
-                          usage_error)
+from .commandline import (CONTEXT, Command, Finite, Parsed, common_options, data_help, one_line,  # noqa: E402
+                          report_errors, usage_error)
 
 
 def list_layers_callback(ctx, _param, value):
@@ -35,7 +35,7 @@ def check_layers_callback(_ctx, _param, specs):
     return specs
 
 
-@click.command("pretrain", context_settings=CONTEXT, epilog=data_help())
+@click.command("pretrain", cls=Command, context_settings=CONTEXT, epilog=data_help())
 @click.argument("data", required=False)
 @click.option("-l", "--layer", "layers", multiple=True, type=Parsed(parse_layer, "KIND:UNITS[,key=value...]"),
               callback=check_layers_callback,

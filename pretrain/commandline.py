@@ -6,9 +6,7 @@ both take their common pieces from here. Exit status: 2 for a usage mistake
 range, a missing argument), 1 for a failure (one ``Error: ...`` line: a
 missing file, a diverged run), 130 on Ctrl-C; never a traceback for either.
 """
-import atexit
 import functools
-import gc
 import math
 import re
 import sys
@@ -18,30 +16,22 @@ import click
 
 from . import __version__
 from .data.specs import DATA_ENV, DEFAULT_DATA_DIR, describe_specs
-from .core.device import DEVICES, watch_cores
+from .core.device import DEVICES
 from .core.errors import LayerwiseError, UsageMistake
-from .core.memory import keep_freed_memory
+from .core.process import prepare_process
 
-
-def prepare_process() -> None:
-    """What a command sets for its own process as it loads, before torch's import.
-
-    * the thread policy's window opens (:func:`pretrain.core.device.watch_cores`): it measures the other
-      processes over the command's imports and parsing instead of a sleep;
-    * freed memory stays in the process for the next step (:func:`pretrain.core.memory.keep_freed_memory`);
-    * at exit the objects are frozen first (``gc.freeze``): the interpreter's last collection walks every
-      object torch's import made, 0.33 s of each command here (``import torch, finetune.study.experiment``:
-      1.85 s -> 1.52 s); frozen, they are skipped and freed with the process. Registered now, it runs
-      after every other exit handler.
-    """
-    watch_cores()
-    keep_freed_memory()
-    atexit.register(gc.freeze)
-
-
-prepare_process()
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "show_default": True, "max_content_width": 100}
+
+
+class Command(click.Command):
+    """A command that prepares its process (:func:`pretrain.core.process.prepare_process`) as it starts, in
+    ``main``: what its console script, ``python -m`` and click's ``CliRunner`` call, before any parsing.
+    Importing the command module prepares nothing."""
+
+    def main(self, *args, **kwargs):
+        prepare_process()
+        return super().main(*args, **kwargs)
 
 
 def data_help() -> str:

@@ -23,8 +23,6 @@ own device), and every rank receives all results in task order, so rank 0
 reports exactly the rows of one process. A head fitted on cached features
 needs no data parallelism; a grid of cells does.
 """
-import atexit
-import gc
 import importlib
 import threading
 from concurrent.futures import wait
@@ -128,12 +126,12 @@ def worker_processes(jobs: int, threads: int = 0):
 
 
 def _prepare_worker() -> None:
-    """A worker's start: as a command's process (:func:`pretrain.commandline.prepare_process`), then the imports."""
-    from pretrain.core.memory import keep_freed_memory
-    keep_freed_memory()
+    """A worker's start: prepared as a command's process (:func:`pretrain.core.process.prepare_process`), then
+    the imports."""
+    from pretrain.core.process import prepare_process
+    prepare_process()
     for module in WORKER_IMPORTS:
         importlib.import_module(module)
-    atexit.register(gc.freeze)  # the worker's exit skips the last collection's walk
 
 
 def _loky_is_active() -> bool:

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from pretrain.core.batches import map_batches
+from pretrain.core.device import deterministic_convolutions
 from pretrain.data.specs import resolve_data
 from pretrain.core.distributed import is_writer, process_group, world_size
 from pretrain.core.errors import LayerwiseError, UsageMistake
@@ -172,8 +173,9 @@ class Experiment:
         y = torch.from_numpy(labels.astype(np.int64))
         val = (inputs[val_rows], y[val_rows]) if len(val_rows) else None
         desc = f"{source} {schedule} labels {budget.label} seed {seed}"
-        history = train_classifier(model, self.stages(schedule, body), (inputs[fit_rows], y[fit_rows]), val,
-                                   self.settings, desc, self.semi_term(body, seed, decoders))
+        with deterministic_convolutions(self.settings.device):  # the cell repeats from its seed on CUDA too
+            history = train_classifier(model, self.stages(schedule, body), (inputs[fit_rows], y[fit_rows]), val,
+                                       self.settings, desc, self.semi_term(body, seed, decoders))
         seconds = time.perf_counter() - started
         metrics = test_metrics(model, test_inputs, self.dataset.y_test, self.n_classes, self.settings.device)
         model.metrics = {"source": source, "schedule": schedule, "semi": self.options.semi,

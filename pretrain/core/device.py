@@ -32,9 +32,7 @@ _WATCH = {}
 def resolve_device(device: str = "auto"):
     """``auto`` -> CUDA when present, else CPU (a ``torch.device``); one line when CUDA is asked for and missing.
 
-    On CUDA, cuDNN is held to its deterministic convolution algorithms: its fastest ones for a filter's
-    gradient add partial sums in a varying order, so a conv run would not repeat from its seed, nor a
-    ``--resume`` equal the uninterrupted run.
+    It sets nothing: cuDNN's determinism is held by the runs that ask for it (:func:`deterministic_convolutions`).
     """
     import torch
     if device == "auto":
@@ -45,9 +43,32 @@ def resolve_device(device: str = "auto"):
         resolved = torch.device(device)
     except RuntimeError:
         raise LayerwiseError(f"unknown device {device!r}: use auto, cpu or cuda") from None
-    if resolved.type == "cuda":
-        torch.backends.cudnn.deterministic = True
     return resolved
+
+
+@contextmanager
+def deterministic_convolutions(device):
+    """cuDNN held to its deterministic convolution algorithms while the block runs on a CUDA ``device``; its
+    setting as it was afterwards. On the CPU nothing changes.
+
+    Why: cuDNN's fastest algorithms for a filter's gradient add partial sums in a varying order, so a conv
+    run would not repeat from its seed, nor a ``--resume`` equal the uninterrupted run. The runs that promise
+    both ask for it around their seeded training: :func:`pretrain.training.greedy.pretrain_stack`, a
+    fine-tuning cell (:meth:`finetune.study.experiment.Experiment.run`) and the scikit-learn estimators'
+    seeded blocks (:func:`pretrain.sklearn._base.torch_seeded`). It is not set for the whole process (as
+    :func:`resolve_device` once did): a program that uses layerwise keeps its own choice, and cuDNN's fastest
+    algorithms, for everything else it runs.
+    """
+    import torch
+    if torch.device(device).type != "cuda":
+        yield
+        return
+    before = torch.backends.cudnn.deterministic
+    torch.backends.cudnn.deterministic = True
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.deterministic = before
 
 
 def usable_cores() -> int:

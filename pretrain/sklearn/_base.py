@@ -21,7 +21,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..core.errors import LayerwiseError
 from ..core.batches import map_batches
-from ..core.device import resolve_device, torch_threads
+from ..core.device import deterministic_convolutions, resolve_device, torch_threads
 from ..training.epoch import layer_optimizer, run_epoch
 from ..layers import LayerSpec, Option, get_layer_class
 
@@ -56,8 +56,9 @@ def draw_seed(random_state) -> int:
 
 @contextmanager
 def torch_seeded(seed: int, device: torch.device):
-    """Run under ``torch.manual_seed(seed)`` and give the caller's torch random state back afterwards."""
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+    """Run under ``torch.manual_seed(seed)``, cuDNN deterministic on CUDA (:func:`deterministic_convolutions`),
+    and give the caller's torch random state and cuDNN setting back afterwards."""
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), deterministic_convolutions(device):
         torch.manual_seed(seed)
         yield
 

@@ -22,7 +22,7 @@ from ..core.batches import map_batches, rows_file, rows_within
 from .checkpoint import (CHECKPOINT_REMEDY, Run, layer_seed, random_state, rank_states, restore_random_state,
                          restore_rank_state)
 from ..data.specs import Dataset, resolve_data
-from ..core.device import CHOICE, resolve_device
+from ..core.device import CHOICE, deterministic_convolutions, resolve_device
 from ..core.distributed import (all_sum, broadcast_object, describe, is_writer, my_share, process_group,
                                 seed_rank_stream, sharded, world_size)
 from .divergence import Guard, check_input, mean_error
@@ -166,7 +166,7 @@ def pretrain_stack(data, layers: Sequence[Union[str, LayerSpec]], out: Union[str
         "data": dataset.spec, "split_seed": dataset.split_seed, "seed": seed, "epochs": epochs,
         "batch_size": batch_size, "lr": lr, "val_fraction": val_fraction,
         **({"ais_every": ais_every} if ais_every else {})})  # absent when off: earlier runs still resume
-    with process_group(resolve_device(device)) as device:
+    with process_group(resolve_device(device)) as device, deterministic_convolutions(device):
         progress = progress and is_writer()
         if run.out is None:
             return train_stack(dataset, specs, run, device, cache_dir, progress)

@@ -4,12 +4,14 @@ No command module imports another; ``pretrain.cli`` and ``finetune.cli``
 both take their common pieces from here. Exit status: 2 for a usage mistake
 (click's usage line and one error line: a malformed spec, a value out of
 range, a missing argument), 1 for a failure (one ``Error: ...`` line: a
-missing file, a diverged run), 130 on Ctrl-C; never a traceback for either.
+missing file, a diverged run), 130 on Ctrl-C and 143 on SIGTERM (both unwind the run: see
+:mod:`pretrain.core.stopping`); never a traceback for any.
 """
 import functools
 import math
 import re
 import sys
+from pathlib import Path
 from typing import Callable
 
 import click
@@ -19,6 +21,7 @@ from .data.specs import DATA_ENV, DEFAULT_DATA_DIR, describe_specs
 from .core.device import DEVICES
 from .core.errors import LayerwiseError, UsageMistake
 from .core.process import prepare_process
+from .core.stopping import Stopped, exit_status, stop_on_sigterm
 
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "show_default": True, "max_content_width": 100}
@@ -93,15 +96,28 @@ def report_errors(command):
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
-            return command(*args, **kwargs)
+            with stop_on_sigterm():
+                return command(*args, **kwargs)
         except UsageMistake as error:
             raise usage_error(in_flags(str(error), click.get_current_context().command)) from None
         except LayerwiseError as error:
             raise click.ClickException(one_line(in_flags(str(error), click.get_current_context().command))) from None
-        except KeyboardInterrupt:
-            click.echo("Interrupted: the last finished epoch is checkpointed; rerun with --resume.", err=True)
-            sys.exit(130)
+        except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM as Stopped
+            click.echo(interrupted_line(interrupt, click.get_current_context().params.get("out")), err=True)
+            sys.exit(exit_status(interrupt))
     return wrapper
+
+
+def interrupted_line(interrupt: KeyboardInterrupt, out) -> str:
+    """What a stopped command says: whether its output folder ``out`` (``pretrain -o``) kept a checkpoint to
+    resume from (the run's ``with`` blocks have released and tidied the folder by now)."""
+    from .training.checkpoint import CHECKPOINT
+    how = f"Stopped ({interrupt})" if isinstance(interrupt, Stopped) else "Interrupted"
+    if out is None:
+        return f"{how}."
+    if (Path(out) / CHECKPOINT).exists():
+        return f"{how}: {out} keeps the last finished epoch; rerun with --resume to continue."
+    return f"{how} before the first epoch was checkpointed: nothing to resume in {out}."
 
 
 def command_line(ctx: click.Context) -> list:

@@ -27,6 +27,7 @@ from ..core.distributed import (all_sum, broadcast_object, describe, is_writer, 
                                 seed_rank_stream, sharded, world_size)
 from .divergence import Guard, check_input, mean_error
 from .epoch import layer_optimizer, run_epoch
+from .footprint import check_memory
 from .layer_list import check_geometry
 from ..core.errors import LayerwiseError, UsageMistake
 from ..core.io import check_writable, load_state, made_for_the_block, rebuilding
@@ -244,8 +245,11 @@ def train_stack(dataset: Dataset, specs: Sequence[LayerSpec], run: Run, device: 
 
 def train_layers(specs: Sequence[LayerSpec], run: Run, x_train: torch.Tensor, x_val: torch.Tensor,
                  device: torch.device, input_range: str, cache: Optional[PrivateCache], progress: bool) -> List[Layer]:
-    """Each layer in turn on the codes of the ones below (memory-mapped through ``cache`` when given)."""
+    """Each layer in turn on the codes of the ones below (memory-mapped through ``cache`` when given), once the
+    whole list is known to fit: its maps' geometry, and the memory it will need (:mod:`.footprint`)."""
     check_geometry(specs, x_train.shape[1:])
+    check_memory(specs, x_train.shape[1:], input_range, len(x_train) + len(x_val), run.settings["batch_size"],
+                 device, codes_in_memory=cache is None)
     trained = []
     for index, spec in enumerate(specs):
         torch.manual_seed(layer_seed(run.settings["seed"], index))

@@ -8,7 +8,7 @@ from PIL import Image
 
 from pretrain.data.specs import Dataset, describe_specs, load_data
 from pretrain.data.readers import read_idx
-from pretrain.core.errors import LayerwiseError
+from pretrain.core.errors import LayerwiseError, UsageMistake
 
 FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
 _IDX_CODES = {np.dtype(np.uint8): 0x08, np.dtype(np.int32): 0x0C, np.dtype(np.float32): 0x0D}
@@ -210,7 +210,7 @@ def test_npz_explicit_splits(tmp_path):
     (dict(x=np.zeros((3, 2)), y=np.array([0.5, 1, 2])), "class indices"),
     (dict(x=np.zeros((3, 3, 8, 8))), "channels-first"),
     (dict(x_train=np.zeros((3, 2)), y_train=np.zeros(3), x_test=np.zeros((1, 4)), y_test=np.zeros(1)),
-     "same shape"),
+     "its test examples are 4 but its training examples 2: give every split the same shape"),
 ])
 def test_npz_bad_contents(tmp_path, arrays, message):
     np.savez(tmp_path / "d.npz", **arrays)
@@ -242,6 +242,27 @@ def test_pretraining_images_adds_unlabeled_never_test():
                    x_unlabeled=np.full((4, 2, 2), 2.0))
     images = data.pretraining_images()
     assert images.shape == (7, 2, 2) and not np.any(images == 1)
+
+
+def write_mismatched_idx(folder, train=(8, 8), test=(6, 6)):
+    """An idx folder whose test images are ``test`` pixels, its training images ``train`` (issue 30, item 16)."""
+    rng = np.random.default_rng(0)
+    os.makedirs(folder, exist_ok=True)
+    for name, array in (("train-images-idx3-ubyte", rng.integers(0, 256, (40, *train), dtype=np.uint8)),
+                        ("train-labels-idx1-ubyte", (np.arange(40) % 2).astype(np.uint8)),
+                        ("t10k-images-idx3-ubyte", rng.integers(0, 256, (10, *test), dtype=np.uint8)),
+                        ("t10k-labels-idx1-ubyte", (np.arange(10) % 2).astype(np.uint8))):
+        write_idx(os.path.join(folder, name), array)
+    return f"idx:{folder}"
+
+
+def test_splits_of_another_shape_are_refused_as_they_load(tmp_path):
+    spec = write_mismatched_idx(tmp_path / "idx")
+    with pytest.raises(UsageMistake, match=f"^'{spec}': its test examples are 6x6 but its training examples 8x8: "
+                                           "give every split the same shape$"):
+        load_data(spec)
+    with pytest.raises(UsageMistake, match="its unlabeled examples are 4x4x3 but its training examples 4x4: "):
+        Dataset("s", np.zeros((3, 4, 4)), None, None, None, x_unlabeled=np.zeros((2, 4, 4, 3)))
 
 
 def test_describe_specs_names_every_kind():

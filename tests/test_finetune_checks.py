@@ -63,6 +63,14 @@ def test_constant_data_and_one_class_are_refused(tmp_path, x, y, message):
     assert_nothing_written(tmp_path / "clf")
 
 
+def test_data_whose_test_images_have_another_shape_is_refused_before_any_stack_is_read(tmp_path):
+    from test_data import write_mismatched_idx
+    spec = write_mismatched_idx(tmp_path / "idx")
+    result = run(spec, *QUICK, "--save", tmp_path / "clf")
+    assert_usage_error(result, f"'{spec}': its test examples are 6x6 but its training examples 8x8")
+    assert_nothing_written(tmp_path / "clf")
+
+
 def test_the_python_api_checks_the_same_data():
     x, y = digits_arrays()
     x[0, 0] = np.nan

@@ -48,3 +48,12 @@ def test_a_folder_that_was_there_stays(tmp_path):
     (tmp_path / "run").mkdir()
     assert_failure(run(f"npy:{tmp_path / 'x.npy'}", "-l", "rbm:4", "-o", tmp_path / "run", "-q"), "is constant")
     assert (tmp_path / "run").is_dir() and not any((tmp_path / "run").iterdir())
+
+
+def test_an_idx_folder_whose_test_images_have_another_shape_is_refused(tmp_path):
+    from test_data import write_mismatched_idx
+    spec = write_mismatched_idx(tmp_path / "idx")
+    result = run(spec, "-l", "rbm:4", "-o", tmp_path / "run", "-q")
+    assert_usage_error(result, f"'{spec}': its test examples are 6x6 but its training examples 8x8: give every "
+                               "split the same shape")
+    assert not (tmp_path / "run").exists()

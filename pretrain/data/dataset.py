@@ -9,7 +9,7 @@ from typing import Optional
 
 import numpy as np
 
-from pretrain.core.errors import LayerwiseError
+from pretrain.core.errors import LayerwiseError, UsageMistake
 
 
 @dataclass
@@ -31,6 +31,18 @@ class Dataset:
     x_unlabeled: Optional[np.ndarray] = None
     classes: Optional[list] = None
     split_seed: Optional[int] = None
+
+    def __post_init__(self):
+        """Every split's examples are shaped as the training split's: a stack fits them all or none, so data
+        whose test images are 6x6 beside 8x8 training images is refused as it loads, not blamed on a stack later.
+
+        A usage mistake (exit 2): the data named on the command line is not one data set.
+        """
+        shape = self.x_train.shape[1:]
+        for name, x in (("test", self.x_test), ("unlabeled", self.x_unlabeled)):
+            if x is not None and x.shape[1:] != shape:
+                raise UsageMistake(f"'{self.spec}': its {name} examples are {_dims(x.shape[1:])} but its training "
+                                   f"examples {_dims(shape)}: give every split the same shape")
 
     @property
     def is_image(self) -> bool:
@@ -75,3 +87,8 @@ class Dataset:
         classes, first = np.unique(self.y_test, return_index=True)
         chosen = first[:n] if len(classes) >= n else np.arange(min(n, len(self.x_test)))
         return self.x_test[np.sort(chosen)]
+
+
+def _dims(shape: tuple) -> str:
+    """``(6, 6)`` -> ``6x6``; ``(32, 32, 3)`` -> ``32x32x3``."""
+    return "x".join(map(str, shape))

@@ -172,9 +172,6 @@ def load_npz(spec: str, path: str, split_seed: int, test_fraction: float) -> Dat
         raise LayerwiseError(f"{path} has keys {sorted(arrays)} (missing {', '.join(missing)}): "
                              "save x (and optional y), or x_train, y_train, x_test, y_test")
     x_train, x_test = _check_x(arrays["x_train"], path), _check_x(arrays["x_test"], path)
-    if x_train.shape[1:] != x_test.shape[1:]:
-        raise LayerwiseError(f"{path}: x_train examples are {x_train.shape[1:]} but x_test "
-                             f"examples are {x_test.shape[1:]}; save both with the same shape")
     return Dataset(spec, x_train, _check_labels(x_train, arrays["y_train"], f"{path} y_train"),
                    x_test, _check_labels(x_test, arrays["y_test"], f"{path} y_test"))
 

@@ -115,7 +115,3 @@ class Preprocessing:
         """From :meth:`to_dict` output; stacks saved before the image layout existed are flat."""
         return cls(d["mode"], tuple(d["input_shape"]), d["lo"], d["hi"], d.get("mean"), d.get("std"),
                    d.get("layout", "flat"))
-
-    def describe(self) -> Dict[str, Any]:
-        """JSON-friendly summary (no tensors)."""
-        return {k: v for k, v in self.to_dict().items() if k not in ("mean", "std")}

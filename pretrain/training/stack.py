@@ -8,10 +8,18 @@ it)::
      "preprocessing": {"mode", "input_shape", "lo", "hi", ["mean", "std"]},
      "info": {"data", "split_seed", "seed", "history", "versions", ...}}
 
-``OUT/stack.json`` holds the same minus the tensors, for people. Loading
+``OUT/stack.json`` holds the same minus the tensors, for people (:func:`readable`). Loading
 checks the checksum (see :mod:`pretrain.core.io`); a version-1 file (layerwise
 0.1.0, no checksum) loads with a warning: ``load_stack(DIR).save(DIR)`` adds one.
+
+``stack.pt`` is what loads; the checksum covers it, not ``stack.json``. So that
+an edited copy cannot quietly disagree with the weights (a user who changes
+``n_hidden`` or ``data`` there and expects it to count), loading compares the
+two on every field both carry and refuses a disagreement in one line naming
+the field (:func:`check_readable_copy`). A missing ``stack.json`` is no
+mistake: ``stack.pt`` loads alone, and saving the stack writes the copy again.
 """
+import json
 import math
 import platform
 from pathlib import Path
@@ -22,6 +30,7 @@ import torch
 from torch import nn
 
 from ..core.batches import map_batches, rows_within
+from ..core.errors import LayerwiseError
 from ..core.io import VERSION, artifact_file, load_artifact, load_state, rebuilding, save_artifact, save_json
 from ..layers import Layer, build_layer
 from ..data.preprocess import Preprocessing
@@ -121,10 +130,8 @@ class Stack:
         return cls(layers, preprocessing, d["info"])
 
     def describe(self) -> Dict[str, Any]:
-        """The artifact minus tensors: what ``stack.json`` holds."""
-        return {"format": "layerwise.stack", "version": VERSION, **self.info,
-                "layers": [layer.config() for layer in self.layers],
-                "preprocessing": self.preprocessing.describe()}
+        """The artifact minus tensors: what ``stack.json`` holds (:func:`readable`)."""
+        return readable({"format": "layerwise.stack", "version": VERSION, **self.to_dict()})
 
     def save(self, out_dir) -> Path:
         """Write ``stack.pt`` and ``stack.json`` into ``out_dir`` atomically; return the ``.pt`` path."""
@@ -132,6 +139,59 @@ class Stack:
         save_artifact(self.to_dict(), out / "stack.pt", "stack")
         save_json(self.describe(), out / "stack.json")
         return out / "stack.pt"
+
+
+def readable(artifact: Dict[str, Any]) -> Dict[str, Any]:
+    """What ``stack.json`` holds of a stack artifact (:meth:`Stack.to_dict` with its format and version): all but
+    the tensors (each layer's state, a standardisation's mean and std) and the checksum, the info at the top."""
+    layers = [{key: value for key, value in layer.items() if key != "state"} for layer in artifact["layers"]]
+    preprocessing = {key: value for key, value in artifact["preprocessing"].items()
+                     if not isinstance(value, torch.Tensor)}
+    return {"format": artifact["format"], "version": artifact["version"], **artifact["info"], "layers": layers,
+            "preprocessing": preprocessing}
+
+
+def check_readable_copy(file: Path, saved: Dict[str, Any]) -> None:
+    """Refuse, in one line naming the field, a ``stack.json`` beside ``file`` that disagrees with the artifact
+    ``saved`` (read from ``file``) on a field both carry; none there passes (see the module docstring)."""
+    copy = file.with_suffix(".json")
+    if not copy.exists():
+        return
+    remedy = (f"{copy.name} is a copy for reading and {file.name} is what loads: undo the edit, or delete "
+              f"{copy.name} ({file.name} loads alone; pretrain.load_stack(DIR).save(DIR) writes the copy again)")
+    try:
+        written = json.loads(copy.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise LayerwiseError(f"{copy} cannot be read ({error}): {remedy}") from None
+    found = first_difference(written, json.loads(json.dumps(readable(saved), default=str)))
+    if found is not None:
+        field, there, here = found
+        raise LayerwiseError(f"{copy} disagrees with {file.name} on {field} ({there} there, {here} in "
+                             f"{file.name}): {remedy}")
+
+
+def first_difference(written: Any, loaded: Any, field: str = "") -> Optional[tuple]:
+    """``(field, written value, loaded value)`` of the first field both carry whose values differ, else None.
+
+    Keys of one side only are skipped (older files lack newer keys); values are compared as JSON text, so
+    that NaN equals NaN; lists of other lengths differ by their lengths.
+    """
+    if isinstance(written, dict) and isinstance(loaded, dict):
+        for key in (key for key in written if key in loaded):
+            found = first_difference(written[key], loaded[key], f"{field}.{key}" if field else key)
+            if found is not None:
+                return found
+        return None
+    if isinstance(written, list) and isinstance(loaded, list):
+        if len(written) != len(loaded):
+            return field, f"{len(written)} entries", f"{len(loaded)}"
+        for index, (a, b) in enumerate(zip(written, loaded)):
+            found = first_difference(a, b, f"{field}[{index}]")
+            if found is not None:
+                return found
+        return None
+    there, here = json.dumps(written), json.dumps(loaded)
+    return None if there == here else (field, there, here)
 
 
 def stack_path(path: Union[str, Path]) -> Path:
@@ -146,7 +206,9 @@ def load_stack(path: Union[str, Path]) -> Stack:
               "or restore the file from a backup")
     saved = load_artifact(file, "stack", remedy)
     with rebuilding(file, "stack", remedy):
-        return Stack.from_dict(saved)
+        stack = Stack.from_dict(saved)
+    check_readable_copy(file, saved)
+    return stack
 
 
 def record_in_stack(path: Union[str, Path], key: str, value: Any) -> Path:

@@ -51,6 +51,7 @@ from torch import nn
 
 from ..core.errors import LayerwiseError
 from .options import Option, validate_options
+from .plain import Decoder
 
 
 class Layer(nn.Module, ABC):
@@ -162,7 +163,7 @@ class Layer(nn.Module, ABC):
         fine-tuning; its first ``Linear`` or ``Conv2d`` is the encoder a tied :meth:`decoder` reads."""
 
     @abstractmethod
-    def decoder(self) -> nn.Module:
+    def decoder(self) -> Decoder:
         """A fresh :class:`pretrain.layers.plain.Decoder` of this layer's codes (``semi=reconstruction``):
         ``decoder(h, encoder_of(to_modules()))`` equals :meth:`decode` of ``h``; or, for a kind without
         one, :meth:`no_decoder` raised."""

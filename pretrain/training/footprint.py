@@ -5,8 +5,11 @@ estimate a run allocates what the machine may not have and fails, or swaps, a la
 is costed from the shapes alone, before anything trains, and a list that does not fit is a usage mistake naming
 the fix (fewer units, a smaller batch, the codes on disk).
 
-The estimate is a floor, kept simple. Each layer is built on the meta device (shapes, no storage, no random
-draws) and counted as
+The estimate is a floor, kept simple. Each layer is built on the CPU (the meta device would make no storage,
+but its first random draw imports ``torch._dynamo``, 2 s): as asked when its weights are at most
+:data:`BUILT_VALUES` values per input, else with ``U`` and ``U / 2`` units and its sizes extrapolated to its
+units (each is affine in the units, or the larger of a constant and a multiple of them: exact once ``U / 2``
+units outweigh the constant). A layer is counted as
 
 * its **state**: parameters times :data:`STATE_COPIES` of its kind's optimizer (the weights, their gradient,
   SGD's velocity or Adam's two moments), plus its buffers once;
@@ -34,6 +37,8 @@ from ..core.errors import UsageMistake
 from ..layers import Layer, LayerSpec
 
 #: copies of the parameters a step holds, by optimizer: weights and gradient, and SGD's velocity or Adam's moments.
+#: the most weights per input a layer is built with to be measured (16 MB of float32 per input value)
+BUILT_VALUES = 4_000_000
 STATE_COPIES = {"sgd": 3, "adam": 4}
 #: batch-sized tensors as wide as a layer's widest that a step holds at once. One epoch on digits, peak memory
 #: growth beyond the state: cae and crbm 5-9 such tensors, rbm 5, ae 10; 4 stays below every one.
@@ -72,18 +77,24 @@ def layer_needs(specs: Sequence[LayerSpec], input_shape: Tuple[int, ...], input_
     needs, shape = [], tuple(input_shape)
     batch_rows = math.ceil(min(batch_size, n_rows) / world_size())
     for index, spec in enumerate(specs):
-        with torch.device("meta"):
-            layer = spec.build(shape, input_range)
-        parameters = sum(p.numel() * p.element_size() for p in layer.parameters())
-        state = STATE_COPIES[layer.optimizer] * parameters + sum(b.numel() * b.element_size() for b in layer.buffers())
-        element = next(layer.parameters()).element_size()
+        built = min(spec.units, max(2, BUILT_VALUES // math.prod(shape)))
+        fewer = max(1, built // 2)
+        one, two = (LayerSpec(spec.kind, units, dict(spec.options)).build(shape, input_range) for units in (fewer, built))
+        step = (spec.units - built) / max(built - fewer, 1)
+        at_units = lambda size: int(size(two) + (size(two) - size(one)) * step)  # noqa: E731
+        parameters = at_units(lambda layer: sum(p.numel() * p.element_size() for p in layer.parameters()))
+        buffers = at_units(lambda layer: sum(b.numel() * b.element_size() for b in layer.buffers()))
+        state = STATE_COPIES[one.optimizer] * parameters + buffers
+        element = next(one.parameters()).element_size()
+        output_shape = (spec.units,) + tuple(one.output_shape[1:])  # the units are the codes' first axis
+        row_bytes = at_units(lambda layer: layer.row_bytes)
         read = math.prod(shape) if index else 0  # the inputs of the first layer are in memory already
-        passed = math.prod(layer.output_shape) if index + 1 < len(specs) else 0
-        learns_here = trains_on_inputs(layer)
-        rows = max(batch_rows if learns_here else 0, rows_within(layer.row_bytes))
-        needs.append(LayerNeed(index, spec, state, layer.row_bytes, rows,
+        passed = math.prod(output_shape) if index + 1 < len(specs) else 0
+        learns_here = trains_on_inputs(one)
+        rows = max(batch_rows if learns_here else 0, rows_within(row_bytes))
+        needs.append(LayerNeed(index, spec, state, row_bytes, rows,
                                n_rows * element * (read + passed) if codes_in_memory else 0, learns_here))
-        shape, input_range = layer.output_shape, layer.code_range
+        shape, input_range = output_shape, one.code_range
     return needs
 
 

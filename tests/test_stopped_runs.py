@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from pretrain.core.lock import LOCK_FILE
+from pretrain.core import lock
+from pretrain.core.lock import LOCK_FILE, OutputLock
 from pretrain.core.stopping import Stopped, stop_on_sigterm
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,6 +66,21 @@ def test_a_run_stopped_before_its_first_checkpoint_leaves_no_folder(tmp_path, si
     last = stop_when(process, (out / LOCK_FILE).exists, signum, log)
     assert last.endswith(f"before the first epoch was checkpointed: nothing to resume in {out}.")
     assert not (tmp_path / "new").exists()
+
+
+def test_a_stop_while_the_lock_is_taken_leaves_no_lock_file(tmp_path, monkeypatch):
+    """The moment the test above may hit: the file is made and locked, ``__enter__`` has not returned, so no
+    ``__exit__`` will run."""
+    def stopped(*_):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(lock.os, "pwrite", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        with OutputLock(tmp_path):
+            pass
+    assert not (tmp_path / LOCK_FILE).exists()
+    monkeypatch.undo()
+    with OutputLock(tmp_path):  # nothing held: free at once
+        pass
 
 
 def test_sigterm_raises_stopped_inside_the_block_only():

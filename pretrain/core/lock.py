@@ -137,26 +137,48 @@ class OutputLock:
             warnings.warn(f"{self.folder} is not locked: this platform has no fcntl.flock", stacklevel=2)
             return self
         self.folder.mkdir(parents=True, exist_ok=True)
-        while self.fd is None:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError as error:
-                holder = read_holder(fd) if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN) else None
-                os.close(fd)
-                if holder is None:
-                    raise LayerwiseError(f"cannot lock {self.folder} ({error.strerror}): "
-                                         "use an output folder on a local disk") from None
-                raise LayerwiseError(f"{self.folder} is in use by another run ({holder}): "
-                                     "wait for it to finish, or choose another output folder") from None
-            if self._still_linked(fd):
-                self.fd = fd
-            else:  # the holder we waited behind removed the file on release: lock the new one
-                os.close(fd)
-        identity = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}
-        os.ftruncate(self.fd, 0)
-        os.pwrite(self.fd, json.dumps(identity).encode(), 0)
+        fd = None
+        try:
+            while self.fd is None:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError as error:
+                    holder = read_holder(fd) if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN) else None
+                    os.close(fd)
+                    fd = None
+                    if holder is None:
+                        raise LayerwiseError(f"cannot lock {self.folder} ({error.strerror}): "
+                                             "use an output folder on a local disk") from None
+                    raise LayerwiseError(f"{self.folder} is in use by another run ({holder}): "
+                                         "wait for it to finish, or choose another output folder") from None
+                if self._still_linked(fd):
+                    self.fd = fd
+                else:  # the holder we waited behind removed the file on release: lock the new one
+                    os.close(fd)
+                    fd = None
+            identity = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}
+            os.ftruncate(self.fd, 0)
+            os.pwrite(self.fd, json.dumps(identity).encode(), 0)
+        except BaseException:
+            self._abandon(fd)
+            raise
         return self
+
+    def _abandon(self, fd: Optional[int]) -> None:
+        """Stopped (Ctrl-C, SIGTERM) between opening the lock file and entering the block, where no ``__exit__``
+        will run: remove the file as ``__exit__`` would when it is ours, or free, and close it."""
+        if fd is None:
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held already, or free: ours
+            if self._still_linked(fd):
+                self.path.unlink(missing_ok=True)
+        except OSError:  # another run holds it: its file
+            pass
+        finally:
+            os.close(fd)
+            self.fd = None
 
     def _still_linked(self, fd: int) -> bool:
         try:

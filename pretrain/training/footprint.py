@@ -36,9 +36,9 @@ from ..core.distributed import broadcast_object, is_writer, world_size
 from ..core.errors import UsageMistake
 from ..layers import Layer, LayerSpec
 
-#: copies of the parameters a step holds, by optimizer: weights and gradient, and SGD's velocity or Adam's moments.
-#: the most weights per input a layer is built with to be measured (16 MB of float32 per input value)
+#: the most weights a layer is built with to be measured (16 MB of float32); more units are extrapolated
 BUILT_VALUES = 4_000_000
+#: copies of the parameters a step holds, by optimizer: weights and gradient, and SGD's velocity or Adam's moments.
 STATE_COPIES = {"sgd": 3, "adam": 4}
 #: batch-sized tensors as wide as a layer's widest that a step holds at once. One epoch on digits, peak memory
 #: growth beyond the state: cae and crbm 5-9 such tensors, rbm 5, ae 10; 4 stays below every one.
@@ -79,7 +79,8 @@ def layer_needs(specs: Sequence[LayerSpec], input_shape: Tuple[int, ...], input_
     for index, spec in enumerate(specs):
         built = min(spec.units, max(2, BUILT_VALUES // math.prod(shape)))
         fewer = max(1, built // 2)
-        one, two = (LayerSpec(spec.kind, units, dict(spec.options)).build(shape, input_range) for units in (fewer, built))
+        one, two = (LayerSpec(spec.kind, units, dict(spec.options)).build(shape, input_range)
+                    for units in (fewer, built))
         step = (spec.units - built) / max(built - fewer, 1)
         at_units = lambda size: int(size(two) + (size(two) - size(one)) * step)  # noqa: E731
         parameters = at_units(lambda layer: sum(p.numel() * p.element_size() for p in layer.parameters()))

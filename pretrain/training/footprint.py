@@ -82,7 +82,11 @@ def layer_needs(specs: Sequence[LayerSpec], input_shape: Tuple[int, ...], input_
         one, two = (LayerSpec(spec.kind, units, dict(spec.options)).build(shape, input_range)
                     for units in (fewer, built))
         step = (spec.units - built) / max(built - fewer, 1)
-        at_units = lambda size: int(size(two) + (size(two) - size(one)) * step)  # noqa: E731
+
+        def at_units(size) -> int:
+            """``size`` of the layer as asked, extrapolated from the two built."""
+            return int(size(two) + (size(two) - size(one)) * step)
+
         parameters = at_units(lambda layer: sum(p.numel() * p.element_size() for p in layer.parameters()))
         buffers = at_units(lambda layer: sum(b.numel() * b.element_size() for b in layer.buffers()))
         state = STATE_COPIES[one.optimizer] * parameters + buffers

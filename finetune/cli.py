@@ -130,10 +130,11 @@ def main(data, source, schedules, labels_per_class, labels, seeds, seed, head, d
       finetune digits --from runs/dbn --labels-per-class 10 --advise --report runs/advice
       finetune digits --predict runs/clf --predictions runs/clf/predictions.csv
     """
-    from pretrain.core.device import set_threads
-    comparing = bool(source) and not (classifier_dir or advise)
-    set_threads(threads, jobs if comparing else 1)  # this process is one of the jobs
+    from pretrain.core.device import apply_threads, choose_command_threads
+    jobs = jobs if bool(source) and not (classifier_dir or advise) else 1  # only a comparison has cells to share
+    chosen = choose_command_threads(threads, jobs)  # this process is one of the jobs
     if list_backbones:
+        apply_threads(chosen)
         from .networks.backbones import backbone_nodes
         for node in backbone_nodes(list_backbones):
             click.echo(node)
@@ -141,12 +142,13 @@ def main(data, source, schedules, labels_per_class, labels, seeds, seed, head, d
     if not data:
         raise usage_error("missing DATA: e.g. `finetune digits --from runs/dbn --from random:runs/dbn`")
     _refuse_what_a_mode_ignores(classifier_dir, advise, source, semi, augment)
-    from pretrain.data.specs import load_data
-    from .study.cells import worker_processes
-    from .study.checks import REPORTED, SAVED, check_output_folder
-    check_output_folder(report_dir, REPORTED, "report_dir", overwrite)  # before anything trains; compare checks
-    check_output_folder(save_dir, SAVED, "save_dir", overwrite)  # save= too, named as the library names it
-    with worker_processes(jobs if comparing else 1, threads):  # started now: their start overlaps the data's reading
+    from .study.workers import worker_processes
+    with worker_processes(jobs, threads):  # started first, torch not yet imported: their imports overlap ours
+        apply_threads(chosen)
+        from pretrain.data.specs import load_data
+        from .study.checks import REPORTED, SAVED, check_output_folder
+        check_output_folder(report_dir, REPORTED, "report_dir", overwrite)  # before anything trains
+        check_output_folder(save_dir, SAVED, "save_dir", overwrite)  # save= too, named as the library names it
         dataset = load_data(data, data_dir=data_dir, split_seed=split_seed)
         if classifier_dir:
             from .predict import write_predictions

@@ -2,7 +2,7 @@
 workers started ahead of the cells."""
 import time
 
-from finetune.study import cells
+from finetune.study import cells, workers
 
 
 def started_at(seconds, label):
@@ -14,7 +14,7 @@ def started_at(seconds, label):
 
 def test_results_come_in_task_order_and_the_costliest_tasks_start_first():
     # This process and a worker, four half-second tasks: the two of highest cost start ~0.5 s before the others.
-    cells.start_workers(2, 1)  # as the command does, before it reads its data
+    workers.start_workers(2, 1)  # as the command does, before it reads its data
     tasks = [(0.5, "a"), (0.5, "b"), (0.5, "c"), (0.5, "d")]
     cost = {"a": 1, "b": 4, "c": 2, "d": 3}
     results = cells.execute(started_at, tasks, jobs=2, threads=1, cost=lambda task: cost[task[1]])
@@ -37,8 +37,8 @@ def test_this_process_runs_tasks_while_the_workers_start_with_a_workers_threads(
 
     import torch
     before = torch.get_num_threads()
-    cells.start_workers(2, 1).shutdown(wait=True)  # workers of an earlier test: a command starts afresh
-    cells.start_workers(2, 1)  # their start takes seconds: the first task cannot wait for them
+    workers.start_workers(2, 1).shutdown(wait=True)  # workers of an earlier test: a command starts afresh
+    workers.start_workers(2, 1)  # their start takes seconds: the first task cannot wait for them
     tasks = [(label,) for label in "abcdef"]
     results = cells.execute(process_of, tasks, jobs=2, threads=1)
     assert [label for label, _, _ in results] == list("abcdef")
@@ -65,10 +65,10 @@ def test_a_failing_task_fails_the_whole_execution_wherever_it_ran():
     import os
 
     import pytest
-    cells.start_workers(2, 1)
+    workers.start_workers(2, 1)
     with pytest.raises(ValueError, match="task a failed"):  # wherever the first task runs
         cells.execute(fails_on, [(label, "a") for label in "abcd"], jobs=2, threads=1)
-    for ready in cells.start_workers(2, 1).warmed_up:
+    for ready in workers.start_workers(2, 1).warmed_up:
         ready.result()  # the worker is up: it takes a task as soon as the execution starts
     with pytest.raises(ValueError, match="failed in a worker"):
         cells.execute(fails_in_a_worker, [(label, os.getpid()) for label in "abcdefgh"], jobs=2, threads=1)
@@ -77,7 +77,7 @@ def test_a_failing_task_fails_the_whole_execution_wherever_it_ran():
 def test_this_process_is_one_of_the_jobs():
     """With jobs=3, this process and at most two workers share the tasks (a worker still starting takes none)."""
     import os
-    executor = cells.start_workers(3, 1)
+    executor = workers.start_workers(3, 1)
     for ready in executor.warmed_up:
         ready.result()  # a worker is up
     results = cells.execute(process_of, [(label,) for label in "abcdefghijkl"], jobs=3, threads=1)
@@ -97,7 +97,7 @@ def test_another_joblib_backend_takes_every_task():
         return label, threading.get_ident(), time.monotonic()
 
     with parallel_config(backend="threading"):
-        assert cells.start_workers(2) is None
+        assert workers.start_workers(2) is None
         cost = {"a": 1, "b": 4, "c": 2, "d": 3}
         results = cells.execute(thread_of, [(label,) for label in "abcd"], jobs=2, threads=1,
                                 cost=lambda task: cost[task[0]])
@@ -110,7 +110,7 @@ def test_nothing_waits_for_a_worker_once_this_process_has_taken_every_task():
     """Two short tasks and a worker still starting: this process runs both and returns without waiting
     for the worker's start (2-4 s)."""
     import os
-    cells.start_workers(2, 1).shutdown(wait=True)
+    workers.start_workers(2, 1).shutdown(wait=True)
     started = time.monotonic()
     results = cells.execute(process_of, [("a",), ("b",)], jobs=2, threads=1)
     assert {pid for _, pid, _ in results} == {os.getpid()} and time.monotonic() - started < 1.5
@@ -119,15 +119,15 @@ def test_nothing_waits_for_a_worker_once_this_process_has_taken_every_task():
 def test_the_workers_of_an_enclosing_block_serve_every_block_inside_it():
     """``compare()`` in a loop inside one ``worker_processes`` block: the same worker serves every call."""
     import os
-    workers = []
-    with cells.worker_processes(2, 1):
+    served = []
+    with workers.worker_processes(2, 1):
         for _ in range(2):
-            with cells.worker_processes(2, 1):  # what each compare() opens
-                for ready in cells.start_workers(2, 1).warmed_up:
+            with workers.worker_processes(2, 1):  # what each compare() opens
+                for ready in workers.start_workers(2, 1).warmed_up:
                     ready.result()
                 results = cells.execute(process_of, [(label,) for label in "abcdef"], jobs=2, threads=1)
-                workers.append({pid for _, pid, _ in results} - {os.getpid()})
-    assert len(workers[0]) == 1 and workers[0] == workers[1]
+                served.append({pid for _, pid, _ in results} - {os.getpid()})
+    assert len(served[0]) == 1 and served[0] == served[1]
 
 
 def fails_here_while_a_worker_is_busy(label, parent, marker):
@@ -148,7 +148,7 @@ def test_a_failure_here_does_not_wait_for_the_cells_the_workers_run(tmp_path):
     import os
 
     import pytest
-    cells.start_workers(2, 1)
+    workers.start_workers(2, 1)
     tasks = [(label, os.getpid(), str(tmp_path / "busy")) for label in "ab"]
     started = time.monotonic()
     with pytest.raises(ValueError, match="this process failed"):

@@ -181,9 +181,9 @@ def fails_in_a_worker(label, parent):
 def test_a_failure_in_a_worker_hands_back_what_finished_here():
     import os
 
-    from finetune.study import cells
-    with cells.worker_processes(2, 1):
-        for ready in cells.start_workers(2, 1).warmed_up:
+    from finetune.study import cells, workers
+    with workers.worker_processes(2, 1):
+        for ready in workers.start_workers(2, 1).warmed_up:
             ready.result()  # the worker is up: it takes a task as soon as the execution starts
         with pytest.raises(cells.CellFailed, match="failed in a worker$") as failure:
             cells.execute(fails_in_a_worker, [(label, os.getpid()) for label in "abcdefgh"], jobs=2, threads=1)

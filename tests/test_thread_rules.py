@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from finetune.study import cells
+from finetune.study import workers
 from pretrain.core import device
 from pretrain.core.device import choose_threads, set_threads
 
@@ -24,7 +24,7 @@ def plain(monkeypatch):
     monkeypatch.setattr(device, "CHOICE", {})
     monkeypatch.setattr(device, "free_cores", lambda: IDLE_2_CORES)
     monkeypatch.setattr(device, "_MEASURED", {})
-    monkeypatch.setattr(cells, "_STARTED", {})
+    monkeypatch.setattr(workers, "_STARTED", {})
     return monkeypatch
 
 
@@ -46,11 +46,11 @@ def test_torchruns_processes_share_the_free_cores(plain):
 def test_the_jobs_share_the_free_cores_and_a_programs_setting_is_kept(plain):
     assert choose_threads(0, 2, free=IDLE_2_CORES)[0] == 1 and choose_threads(0, 3, free=IDLE_2_CORES)[0] == 1
     torch.set_num_threads(torch.get_num_interop_threads())  # as torch starts (the suite's setting is one)
-    assert cells.cell_threads(2) == (1, "free cores / 2 jobs (" + IDLE_2_CORES[1] + ")")
+    assert workers.cell_threads(2) == (1, "free cores / 2 jobs (" + IDLE_2_CORES[1] + ")")
     if torch.get_num_interop_threads() == 1:
         pytest.skip("torch's default is one thread here: a program's choice of one cannot be told from it")
     torch.set_num_threads(1)  # a program's own choice, unlike torch's default (conftest puts 1 back anyway)
-    assert cells.cell_threads(2) == (1, "torch.set_num_threads(1) of the program")
+    assert workers.cell_threads(2) == (1, "torch.set_num_threads(1) of the program")
     set_threads(0)  # a command's choice is not a program's
     assert device.program_threads() is None
 

@@ -2,15 +2,15 @@
 
 Each round runs, in fresh processes, one thread each (``OMP_NUM_THREADS=1 --threads 1``),
 
-    pretrain npz:FASHION -l rbm:500 --batch-size 1000 --epochs 3 --profile -o OUT
+    pretrain npz:FASHION -l rbm:500 --batch-size 1000 --epochs 10 --profile -o OUT
     torchrun --standalone --nproc_per_node 2 -m pretrain npz:FASHION ...   (the same)
 
 where FASHION holds the 60,000 Fashion-MNIST training images (written once, first, from the IDX
 files). It records each command's wall time (torchrun's own start included) and, from the
 ``--profile`` table, where rank 0's seconds went; it prints the medians and the speed-up::
 
-    python examples/benchmarks/torchrun_speed.py              # 3 rounds
-    python examples/benchmarks/torchrun_speed.py --rounds 5 --data idx:/path/to/fashion-mnist
+    python examples/benchmarks/torchrun_speed.py              # 3 rounds of 10 epochs
+    python examples/benchmarks/torchrun_speed.py --rounds 5 --epochs 3 --data idx:/path/to/fashion-mnist
 """
 import argparse
 import os
@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 FASHION_MNIST = "idx:/usr/share/datasets/fashion-mnist"
-ARGS = ["-l", "rbm:500", "--batch-size", "1000", "--epochs", "3", "--threads", "1", "--profile"]
+ARGS = ["-l", "rbm:500", "--batch-size", "1000", "--threads", "1", "--profile"]
 LAUNCHERS = {"1 process": [sys.executable, "-m", "pretrain"],
              "torchrun, 2 processes": [str(Path(sys.executable).parent / "torchrun"), "--standalone",
                                        "--nproc_per_node", "2", "-m", "pretrain"]}
@@ -43,10 +43,10 @@ def training_images(spec: str, folder: str) -> str:
 PROFILE_ROW = re.compile(r"^\s+(\S.*?)\s+([\d.]+) s\s+[\d.]+%$")
 
 
-def timed_run(launcher: list, data: str, out: str) -> dict:
+def timed_run(launcher: list, data: str, epochs: int, out: str) -> dict:
     """Wall seconds of one command, with the seconds of rank 0's phases (its ``--profile`` table)."""
     started = time.perf_counter()
-    done = subprocess.run([*launcher, data, *ARGS, "-o", out, "--overwrite"], check=True, capture_output=True,
+    done = subprocess.run([*launcher, data, *ARGS, "--epochs", str(epochs), "-o", out, "--overwrite"], check=True, capture_output=True,
                           text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     wall = time.perf_counter() - started
     rows = (PROFILE_ROW.match(line) for line in done.stderr.splitlines())
@@ -56,6 +56,7 @@ def timed_run(launcher: list, data: str, out: str) -> dict:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--data", default=FASHION_MNIST, help="a data spec whose training images are used")
     args = parser.parse_args()
     runs = {name: [] for name in LAUNCHERS}
@@ -63,7 +64,7 @@ def main():
         data = training_images(args.data, folder)
         for round_ in range(args.rounds):
             for name, launcher in LAUNCHERS.items():
-                runs[name].append(timed_run(launcher, data, str(Path(folder, "out"))))
+                runs[name].append(timed_run(launcher, data, args.epochs, str(Path(folder, "out"))))
                 print(f"round {round_ + 1} {name}: {runs[name][-1]['wall']:.2f} s", flush=True)
     phases = sorted({key for records in runs.values() for record in records for key in record} - {"wall"})
     print(f"\nmedian seconds over {args.rounds} rounds (phases: rank 0's --profile)")

@@ -10,7 +10,7 @@ take them one at a time from one queue, each with the same threads
 come back in task order, so the numbers are those of ``jobs=1``. This process
 is one of the N: a worker more would cost its imports (torch, scikit-learn:
 ~2.3 s of a core each) and then share a core with an idle parent. The workers start as soon as the command
-knows it will need them (:func:`start_workers`), so their imports overlap this
+knows it will need them (:func:`finetune.study.workers.start_workers`), so their imports overlap this
 process reading the data and the sources, and the longest tasks go first, so
 that no long one is left running alone at the end. Large arrays reach the
 workers memory-mapped (joblib's memmapping executor), not pickled. Inside
@@ -23,23 +23,18 @@ own device), and every rank receives all results in task order, so rank 0
 reports exactly the rows of one process. A head fitted on cached features
 needs no data parallelism; a grid of cells does.
 """
-import importlib
 import threading
 from concurrent.futures import wait
 from contextlib import contextmanager
-from typing import Callable, Iterable, List, Optional, Tuple
+from typing import Callable, Iterable, List, Optional
 
 from pretrain.core.distributed import gather_objects, launched, rank, world_size
 from pretrain.core.errors import LayerwiseError
 
-#: what a worker imports while it waits for its first cell: the cells' function and what cells import later.
-WORKER_IMPORTS = ("finetune.study.experiment", "sklearn.model_selection", "sklearn.metrics", "scipy.optimize")
-#: the thread counts a worker's libraries read as they start, set to its share of the cores
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+from .workers import cell_threads, loky_is_active, start_workers, stop_workers
+
 #: how often a thread waiting for its worker looks whether any task is left for it, in seconds
 READY_POLL_S = 0.05
-#: the executor :func:`start_workers` started, until :func:`stop_workers`
-_STARTED = {}
 
 
 class CellFailed(LayerwiseError):
@@ -49,94 +44,6 @@ class CellFailed(LayerwiseError):
     def __init__(self, error: LayerwiseError, results: List):
         super().__init__(str(error))
         self.results = list(results)
-
-
-def cell_threads(jobs: int, threads: int = 0) -> Tuple[int, str]:
-    """The torch threads each process gives a cell, and the rule that chose them, for the run's record.
-
-    With one job (or under torchrun) the cells run with this process's threads. With ``jobs`` > 1:
-    those the running workers were started with, else :func:`pretrain.core.device.choose_threads`
-    (``threads``, ``OMP_NUM_THREADS``, a program's ``torch.set_num_threads``, the free cores shared by the jobs).
-    """
-    import torch
-
-    from pretrain.core.device import CHOICE, choose_threads, program_threads
-    if jobs < 2 or launched():
-        return torch.get_num_threads(), CHOICE.get("why", "torch's setting")
-    if "threads" in _STARTED and not threads:  # measured once: later, the workers would count as busy
-        return _STARTED["threads"]
-    return choose_threads(threads, jobs, program=program_threads())
-
-
-def start_workers(jobs: int, threads: int = 0):
-    """The ``jobs - 1`` worker processes that join this one for the cells, started now if they are not
-    running yet; None where the cells do not go to loky's workers (one job, a launcher's processes such
-    as torchrun's, another joblib backend such as dask or ray).
-
-    Each worker is prepared as it starts (loky's ``initializer``, also for a worker loky starts again
-    later): the allocator's setting of the commands, :data:`WORKER_IMPORTS`, its share of the cores in the
-    thread variables of OpenMP and the BLAS libraries (as joblib's loky backend sets them). ``warmed_up``
-    holds one future per worker that is done once a worker is prepared. Measured on 2 cores: a worker's
-    start takes 2-4 s, the command's own reading of the data and sources 1.6 s (digits) to ~6 s
-    (Fashion-MNIST); meanwhile this process runs cells (:func:`execute`).
-    """
-    if jobs < 2 or launched() or not _loky_is_active():
-        return None
-    from joblib.executor import get_memmapping_executor
-    chosen = _STARTED["threads"] = cell_threads(jobs, threads)  # the same for every later cell of theirs
-    env = {name: str(chosen[0]) for name in THREAD_VARIABLES}
-    # loky keeps one executor per process: a second call with the same arguments reuses it
-    executor = get_memmapping_executor(jobs - 1, initializer=_prepare_worker, env=env)
-    if len(getattr(executor, "warmed_up", ())) != jobs - 1:  # new, or resized
-        executor.warmed_up = [executor.submit(int) for _ in range(jobs - 1)]
-    _STARTED["executor"] = executor
-    return executor
-
-
-def stop_workers(kill: bool = False) -> None:
-    """Stop the workers of :func:`start_workers`, if any, and delete the memory maps joblib wrote for them
-    (``kill``: at once, without waiting for the cells they run: after a failure or an interrupt).
-
-    Left to the end of the process, loky stops them, after their cells, and its resource tracker warns
-    about the maps it finds left in ``/dev/shm``.
-    """
-    executor = _STARTED.pop("executor", None)
-    _STARTED.pop("threads", None)
-    if executor is not None:
-        executor.terminate(kill_workers=kill)
-
-
-@contextmanager
-def worker_processes(jobs: int, threads: int = 0):
-    """:func:`start_workers` for the block, then :func:`stop_workers` (at once when the block fails).
-
-    Workers that an enclosing block started are its own to stop: a program that calls ``compare()``
-    in a loop inside one ``worker_processes`` block starts them once (2-4 s each time otherwise).
-    """
-    outermost = "executor" not in _STARTED
-    start_workers(jobs, threads)
-    try:
-        yield
-    except BaseException:
-        if outermost:
-            stop_workers(kill=True)
-        raise
-    if outermost:
-        stop_workers()
-
-
-def _prepare_worker() -> None:
-    """A worker's start: prepared as a command's process (:func:`pretrain.core.process.prepare_process`), then
-    the imports."""
-    from pretrain.core.process import prepare_process
-    prepare_process()
-    for module in WORKER_IMPORTS:
-        importlib.import_module(module)
-
-
-def _loky_is_active() -> bool:
-    from joblib.parallel import get_active_backend
-    return type(get_active_backend()[0]).__name__ == "LokyBackend"
 
 
 def execute(function: Callable, tasks: Iterable[tuple], jobs: int = 1, threads: int = 0,
@@ -156,7 +63,7 @@ def execute(function: Callable, tasks: Iterable[tuple], jobs: int = 1, threads: 
                 results[index] = function(*task)
         return results
     order = sorted(range(len(tasks)), key=lambda i: -cost(tasks[i])) if cost else list(range(len(tasks)))
-    if not _loky_is_active():  # another joblib backend: its own workers take every task
+    if not loky_is_active():  # another joblib backend: its own workers take every task
         from joblib import Parallel, delayed
         per_worker = cell_threads(jobs, threads)[0]
         done = Parallel(n_jobs=jobs)(delayed(_in_worker)(function, per_worker, tasks[i]) for i in order)

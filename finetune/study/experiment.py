@@ -26,7 +26,8 @@ from pretrain.core.progress import progress_line
 from ..networks.body import Body
 from .budget import Budget, parse_budgets, sample_labels, validation_split
 from .checks import SAVED, check_output_folder, check_study_data
-from .cells import CellFailed, cell_threads, execute, worker_processes
+from .cells import CellFailed, execute
+from .workers import cell_threads, worker_processes
 from .rows import Results, keep, run_config
 from ..networks.classifier import Classifier, build_head, parse_head
 from ..training.augment import Augment, make_augment

@@ -10,6 +10,7 @@ for runs that must be bit-identical across machines. torch is imported inside
 the functions so that ``--help`` never waits for it.
 """
 import os
+import sys
 import time
 from contextlib import contextmanager
 from typing import Optional, Tuple
@@ -27,6 +28,11 @@ CHOICE = {}
 _MEASURED = {}
 #: the window :func:`watch_cores` opened: (its perf_counter time, :func:`_cpu_times` then)
 _WATCH = {}
+
+
+def launched() -> bool:
+    """Whether torchrun (or another launcher setting ``RANK`` and ``WORLD_SIZE``) started this process."""
+    return "RANK" in os.environ and "WORLD_SIZE" in os.environ
 
 
 def resolve_device(device: str = "auto"):
@@ -181,9 +187,11 @@ def program_threads() -> Optional[int]:
     inter-op pool (``TaskThreadPoolBase::defaultNumThreads``, physical cores), so a count that differs from
     ``torch.get_num_interop_threads()`` was chosen. A command's own choice (:data:`CHOICE`) is not a program's.
     """
+    if CHOICE or "torch" not in sys.modules:  # a program that set torch's threads has imported torch
+        return None
     import torch
     chosen = torch.get_num_threads()
-    return chosen if not CHOICE and chosen != torch.get_num_interop_threads() else None
+    return chosen if chosen != torch.get_num_interop_threads() else None
 
 
 def sharers(processes: int = 1) -> Tuple[int, str]:
@@ -207,14 +215,27 @@ def measured_free_cores() -> Tuple[int, str]:
 
 
 def set_threads(threads: int, processes: int = 1) -> int:
-    """A command's threads: :func:`choose_threads` (0: by the rules after ``--threads``) given to torch; returns
+    """A command's threads: :func:`choose_command_threads` given to torch (:func:`apply_threads`); returns
     the number used. :data:`CHOICE` records it and the rule, for ``stack.json`` and ``--profile``.
     """
+    return apply_threads(choose_command_threads(threads, processes))
+
+
+def choose_command_threads(threads: int, processes: int = 1) -> int:
+    """:func:`choose_threads` for a command (0: by the rules after ``--threads``), recorded in :data:`CHOICE`,
+    without importing torch: ``finetune --jobs`` chooses before it starts its workers (they would count as busy
+    cores), and applies the number once they are on their way, so that their imports overlap its own."""
     chosen, why = choose_threads(threads, processes, free=_measure() if not threads else None)
+    CHOICE.update(threads=chosen, why=why)
+    return chosen
+
+
+def apply_threads(chosen: int) -> int:
+    """Give torch ``chosen`` threads; returns (and records in :data:`CHOICE`) the number torch took."""
     import torch
     torch.set_num_threads(chosen)
-    CHOICE.update(threads=torch.get_num_threads(), why=why)
-    return torch.get_num_threads()
+    CHOICE["threads"] = torch.get_num_threads()
+    return CHOICE["threads"]
 
 
 def _measure() -> Optional[Tuple[int, str]]:

@@ -32,15 +32,11 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from .device import launched  # torch-free, for the modules that must not import torch yet
 from .errors import LayerwiseError
 
 #: seconds a collective waits for a missing rank before the run ends with an error.
 TIMEOUT_S = float(os.environ.get("LAYERWISE_DIST_TIMEOUT", 300))
-
-
-def launched() -> bool:
-    """Whether torchrun (or another launcher setting ``RANK`` and ``WORLD_SIZE``) started this process."""
-    return "RANK" in os.environ and "WORLD_SIZE" in os.environ
 
 
 def backend_for(device: torch.device) -> str:

@@ -8,7 +8,8 @@ convolution of the input into the hidden maps, gradients for the filters and the
 A denoising autoencoder step does that convolution and a transposed one of the same size
 (decoder), each with its backward; a CD-1 step does three convolutions of that size and
 two filter correlations: so a ratio near 0.5 (cae) or 0.4 (crbm) is the cost of the method,
-not overhead. Best of ``--repeats`` timings of ``--steps`` steps each, after a warm-up::
+not overhead. The last columns measure that: the step beside the bare convolutions it is made of
+(:func:`own_convolutions_step`), in the same run. Best of ``--repeats`` timings of ``--steps`` steps each, after a warm-up::
 
     python examples/benchmarks/conv_throughput.py --threads 2
 """
@@ -17,6 +18,7 @@ import time
 
 import torch
 import torch.nn.functional as F
+from torch.nn.grad import conv2d_weight
 
 from pretrain.core.memory import keep_freed_memory
 from pretrain.layers import LayerSpec
@@ -59,6 +61,30 @@ def conv_step(layer, batch: int):
     return step
 
 
+def own_convolutions_step(layer, batch: int):
+    """The bare convolutions a training step of ``layer`` is made of, nothing else: for an autoencoder the
+    encoding convolution and the decoding transposed one, forward and backward (filter gradients only, as
+    training needs); for CD-1 the convolution up, the transposed one down, the one up again and the two
+    filter correlations (``conv2d_weight``)."""
+    weight = layer.weight.detach().clone()
+    x = torch.rand(batch, *layer.input_shape)
+    padding = layer.padding
+    if layer.kind == "crbm":
+        def step():
+            h0 = torch.sigmoid(F.conv2d(x, weight, padding=padding))
+            v1 = torch.sigmoid(F.conv_transpose2d(h0, weight, padding=padding))
+            h1 = torch.sigmoid(F.conv2d(v1, weight, padding=padding))
+            conv2d_weight(x, weight.shape, h0, padding=padding) - conv2d_weight(v1, weight.shape, h1, padding=padding)
+        return step
+    encoder, decoder = weight.clone().requires_grad_(), weight.clone().requires_grad_()
+
+    def step():
+        encoder.grad = decoder.grad = None
+        code = torch.sigmoid(F.conv2d(x, encoder, padding=padding))
+        (F.conv_transpose2d(code, decoder, padding=padding) - x).pow(2).mean().backward()
+    return step
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--threads", type=int, default=2)
@@ -68,14 +94,16 @@ def main():
     args = parser.parse_args()
     keep_freed_memory()  # as the commands set their process (pretrain.core.memory): loops and trainer alike
     torch.set_num_threads(args.threads)
-    print(f"| layer | input | step samples/s | conv2d fwd+bwd samples/s | fraction |  ({args.threads} threads)")
-    print("|---|---|---|---|---|")
+    print(f"| layer | input | step samples/s | conv2d fwd+bwd samples/s | fraction | the step's own convolutions "
+          f"samples/s | fraction |  ({args.threads} threads)")
+    print("|---|---|---|---|---|---|---|")
     for spec, shape in CASES:
         layer, step = layer_step(spec, shape, args.batch_size)
         ours = args.batch_size / best_seconds(step, args.steps, args.repeats)
         conv = args.batch_size / best_seconds(conv_step(layer, args.batch_size), args.steps, args.repeats)
-        print(f"| `{spec}` | {' x '.join(map(str, shape))} | {ours:,.0f} | {conv:,.0f} | {ours / conv:.2f} |",
-              flush=True)
+        own = args.batch_size / best_seconds(own_convolutions_step(layer, args.batch_size), args.steps, args.repeats)
+        print(f"| `{spec}` | {' x '.join(map(str, shape))} | {ours:,.0f} | {conv:,.0f} | {ours / conv:.2f} "
+              f"| {own:,.0f} | {ours / own:.2f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from pretrain.commandline import (CONTEXT, Command, Finite, Parsed, command_line
                                   report_errors, usage_error)
 from pretrain.core.errors import LayerwiseError
 
-from .training.schedule import AUGMENTS, SCHEDULES, SEMI_METHODS
+from .training.schedule import AUGMENTS, SCHEDULE_REGISTRY, SCHEDULES, SEMI_METHODS
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
@@ -56,8 +56,8 @@ POSITIVE = Finite(min=0, min_open=True)
               help="STACK_DIR (pretrained), random:STACK_DIR (its random-init control), torchvision:NAME or pixels "
                    "(logistic regression on the inputs); repeat to compare.")
 @click.option("--schedule", "schedules", multiple=True, default=["two-stage"], type=click.Choice(SCHEDULES),
-              help="linear (frozen body), two-stage (the head, then the body at discriminative rates), "
-                   "full or gradual; repeat to compare.")
+              help="; ".join(f"{name}: {entry.help}" for name, entry in SCHEDULE_REGISTRY.items())
+              + "; repeat to compare.")
 @click.option("--labels-per-class", type=Parsed(_checked(_budgets), "N,N,...|all"),
               help="Label budgets per class, e.g. 1,10,100,all  [default: 1,10,100 unless --labels]")
 @click.option("--labels", type=Parsed(_checked(_totals), "N,N,..."),

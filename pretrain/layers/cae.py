@@ -60,7 +60,7 @@ class ConvAutoencoder(Autoencoding, ConvLayer):
         return self.pool(self.activation(self.convolve(v, self.weight, self.hidden_bias)))
 
     def decode_logits(self, h):
-        return self.transpose(self.unpool(h), self.decoder_filters, self.visible_bias)
+        return self.unpool_transpose(h, self.decoder_filters, self.visible_bias)
 
     def loss(self, v):
         corrupted = self.corrupt(v)

@@ -90,7 +90,7 @@ def main(data, layers, out, epochs, batch_size, lr, seed, val_fraction, cache_di
     from .data.specs import load_data
     from .core.device import CHOICE, resolve_device, set_threads
     from .core.distributed import is_writer, process_group
-    from .training.greedy import pretrain_stack
+    from .training.greedy import layer_specs, pretrain_stack
     set_threads(threads)
     if plots_only:
         return draw_saved_plots(plots_only, data_dir)
@@ -100,8 +100,7 @@ def main(data, layers, out, epochs, batch_size, lr, seed, val_fraction, cache_di
         return score_saved_stack(score, ais_runs, ais_betas, data_dir)
     if not data:
         raise usage_error("missing DATA: e.g. `pretrain digits -l rbm:256 -o runs/dbn`")
-    if not layers:
-        raise usage_error("no layers given: add at least one, e.g. -l rbm:500 (see --list-layers)")
+    layers = layer_specs(layers)  # before the data is read
     with phase("data loading"):
         dataset = load_data(data, data_dir=data_dir, split_seed=split_seed)
     with process_group(resolve_device(device)) as rank_device:  # under torchrun; else nothing happens

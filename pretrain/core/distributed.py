@@ -132,14 +132,18 @@ def average_gradients(module: torch.nn.Module, rows: int) -> None:
     if world_size() == 1:
         return
     params = [p for p in module.parameters() if p.requires_grad]
-    for p in params:
+    flat = params[0].new_empty(sum(p.numel() for p in params) + 1)
+    parts = flat[:-1].split([p.numel() for p in params])
+    for p, part in zip(params, parts):  # each weighted gradient written once, into its place in the message
         if p.grad is None:
-            p.grad = torch.zeros_like(p)
-    flat = torch.cat([p.grad.reshape(-1) * rows for p in params] + [p.grad.new_full((1,), rows)])
+            part.zero_()
+        else:
+            torch.mul(p.grad.reshape(-1), rows, out=part)
+    flat[-1] = rows
     dist.all_reduce(flat)
-    flat /= flat[-1].clamp(min=1)
-    for p, part in zip(params, flat[:-1].split([p.numel() for p in params])):
-        p.grad.copy_(part.view_as(p))
+    flat[:-1].div_(flat[-1:].clamp(min=1))
+    for p, part in zip(params, parts):  # the averages become the gradients: nothing is copied back
+        p.grad = part.view_as(p)
 
 
 def sharded(function: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:

@@ -136,6 +136,16 @@ def split_validation(n: int, fraction: float, seed: int):
     return order[n_val:], order[:n_val]
 
 
+def layer_specs(layers: Sequence[Union[str, LayerSpec]]) -> List[LayerSpec]:
+    """``layers`` (``"rbm:500"`` or :class:`LayerSpec`) as specs; a usage mistake when there are none (the
+    command asks this before it reads its data)."""
+    specs = [s if isinstance(s, LayerSpec) else LayerSpec.parse(s) for s in layers]
+    if not specs:
+        raise UsageMistake("no layers given: add at least one, e.g. -l rbm:500 (in Python a list such as "
+                           "['rbm:500']); `pretrain --list-layers` lists the kinds")
+    return specs
+
+
 def pretrain_stack(data, layers: Sequence[Union[str, LayerSpec]], out: Union[str, Path, None] = None, *,
                    epochs: int = 10, batch_size: int = 100, lr: float = 0.0, seed: int = 0,
                    device: str = "auto", val_fraction: float = 0.05, cache_dir: Union[str, Path, None] = None,
@@ -153,9 +163,7 @@ def pretrain_stack(data, layers: Sequence[Union[str, LayerSpec]], out: Union[str
     estimate of ``log Z`` and the mean log-likelihood of training and held-out rows
     (:func:`pretrain.likelihood.scoring.likelihood_monitor`). Returns the :class:`Stack`.
     """
-    specs = [s if isinstance(s, LayerSpec) else LayerSpec.parse(s) for s in layers]
-    if not specs:
-        raise LayerwiseError("no layers given: add at least one, e.g. layers=['rbm:500']")
+    specs = layer_specs(layers)
     if resume and overwrite:
         raise UsageMistake("resume=True continues the run in its folder and overwrite=True replaces it: "
                            "give one of them")

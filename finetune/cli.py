@@ -115,10 +115,8 @@ POSITIVE = Finite(min=0, min_open=True)
 @click.option("-q", "--quiet", is_flag=True, help="No progress output (bars show only on a terminal anyway).")
 @common_options
 @report_errors
-def main(data, source, schedules, labels_per_class, labels, seeds, seed, head, drop_top, unfreeze, body_lr_scale,
-         lr_decay, lr, epochs, batch_size, report_dir, save_dir, overwrite, input_size, adapt_first_conv,
-         list_backbones, classifier_dir, predictions, semi, semi_weight, augment, jobs, advise, quiet, device, threads, data_dir,
-         split_seed):
+def main(data, source, list_backbones, classifier_dir, predictions, advise, jobs, threads, quiet, data_dir,
+         split_seed, report_dir, save_dir, overwrite, **options):
     """Fine-tune bodies on few labels of DATA and compare them.
 
     \b
@@ -141,7 +139,7 @@ def main(data, source, schedules, labels_per_class, labels, seeds, seed, head, d
         return
     if not data:
         raise usage_error("missing DATA: e.g. `finetune digits --from runs/dbn --from random:runs/dbn`")
-    _refuse_what_a_mode_ignores(classifier_dir, advise, source, semi, augment)
+    _refuse_what_a_mode_ignores(classifier_dir, advise, source, options["semi"], options["augment"])
     from .study.workers import worker_processes
     with worker_processes(jobs, threads):  # started first, torch not yet imported: their imports overlap ours
         apply_threads(chosen)
@@ -157,36 +155,41 @@ def main(data, source, schedules, labels_per_class, labels, seeds, seed, head, d
         if not source:
             raise usage_error("no --from given: e.g. --from runs/dbn --from random:runs/dbn")
         if advise:
-            return _advise(dataset, source, labels_per_class, labels, seed, report_dir, device=device,
-                           split_seed=split_seed, data_dir=data_dir, input_size=input_size,
-                           adapt_first_conv=adapt_first_conv, progress=not quiet)
-        from pretrain.core.device import resolve_device
-        from pretrain.core.distributed import is_writer, process_group
+            return _advise(dataset, source, options["labels_per_class"], options["labels"], options["seed"],
+                           report_dir, device=options["device"], split_seed=split_seed, data_dir=data_dir,
+                           input_size=options["input_size"], adapt_first_conv=options["adapt_first_conv"],
+                           progress=not quiet)
+        _compare(dataset, source, report_dir, save_dir, jobs=jobs, threads=threads, quiet=quiet, overwrite=overwrite,
+                 split_seed=split_seed, **options)
 
-        from .study.cells import CellFailed
-        from .study.experiment import compare
-        from .study.report import format_table, write_report
-        with warnings.catch_warnings(), process_group(resolve_device(device)) as rank_device, \
-                _keeping_what_finished(CellFailed, report_dir, save_dir):  # torchrun: cells spread
-            warnings.showwarning = _show_warning
-            rows = compare(
-                dataset, list(source), list(dict.fromkeys(schedules)), labels_per_class,
-                list(range(seed, seed + seeds)), labels=labels, save=save_dir, overwrite=overwrite, head=head,
-                drop_top=drop_top, unfreeze=unfreeze, body_lr_scale=body_lr_scale, lr_decay=lr_decay, lr=lr,
-                epochs=epochs, batch_size=batch_size, device=str(rank_device), split_seed=split_seed,
-                input_size=input_size, adapt_first_conv=adapt_first_conv, semi=semi, semi_weight=semi_weight,
-                augment=augment, jobs=jobs, threads=threads, progress=not quiet and is_writer())
-            if not is_writer():
-                return
-        if semi != "none" and _given("epochs"):
-            _say_semi_sets_the_length(epochs)
-        click.echo(format_table(rows))
-        if report_dir:
-            rows.config["command"] = command_line(click.get_current_context())
-            for path in write_report(rows, report_dir):
-                click.echo(f"wrote {path}")
-        if save_dir:
-            click.echo(f"saved the fine-tuned model{'s' if len(rows) > 1 else ''} under {save_dir}")
+
+def _compare(dataset, sources, report_dir, save_dir, schedules, labels_per_class, seeds, seed, semi, epochs, device,
+             quiet, **options):
+    """The comparison (the default mode): every source x schedule x budget x seed, the table printed, the report
+    and the models written where asked; ``options``: the rest of :func:`finetune.study.experiment.compare`'s keywords."""
+    from pretrain.core.device import resolve_device
+    from pretrain.core.distributed import is_writer, process_group
+
+    from .study.cells import CellFailed
+    from .study.experiment import compare
+    from .study.report import format_table, write_report
+    with warnings.catch_warnings(), process_group(resolve_device(device)) as rank_device, \
+            _keeping_what_finished(CellFailed, report_dir, save_dir):  # torchrun: cells spread
+        warnings.showwarning = _show_warning
+        rows = compare(dataset, list(sources), list(dict.fromkeys(schedules)), labels_per_class,
+                       list(range(seed, seed + seeds)), save=save_dir, semi=semi, epochs=epochs,
+                       device=str(rank_device), progress=not quiet and is_writer(), **options)
+        if not is_writer():
+            return
+    if semi != "none" and _given("epochs"):
+        _say_semi_sets_the_length(epochs)
+    click.echo(format_table(rows))
+    if report_dir:
+        rows.config["command"] = command_line(click.get_current_context())
+        for path in write_report(rows, report_dir):
+            click.echo(f"wrote {path}")
+    if save_dir:
+        click.echo(f"saved the fine-tuned model{'s' if len(rows) > 1 else ''} under {save_dir}")
 
 
 @contextmanager

@@ -2,7 +2,8 @@
 
 For each layer of the Fashion-MNIST conv stack (``cae:32`` on 1 x 28 x 28, ``cae:64,kernel=3``
 on its 32 x 14 x 14 maps) and the ``crbm`` of the same shapes: samples per second of one
-training step (``accumulate_gradients`` + the optimizer's step, minibatches of 100), and of
+training step as the trainer runs it (``accumulate_gradients`` + the optimizer's step, minibatches
+of 100, the loss asked at every ``LOSS_EVERY``-th step), and of
 ``torch.nn.functional.conv2d`` forward + backward alone on the same shapes (one "same"
 convolution of the input into the hidden maps, gradients for the filters and the input).
 A denoising autoencoder step does that convolution and a transposed one of the same size
@@ -22,7 +23,7 @@ from torch.nn.grad import conv2d_weight
 
 from pretrain.core.memory import keep_freed_memory
 from pretrain.layers import LayerSpec
-from pretrain.training.epoch import layer_optimizer
+from pretrain.training.epoch import LOSS_EVERY, layer_optimizer
 
 CASES = [("cae:32", (1, 28, 28)), ("cae:64,kernel=3", (32, 14, 14)),
          ("crbm:32", (1, 28, 28)), ("crbm:64,kernel=3", (32, 14, 14))]
@@ -44,9 +45,11 @@ def layer_step(spec: str, shape, batch: int):
     optimizer = layer_optimizer(layer, type(layer).default_lr)
     x = torch.rand(batch, *shape)
 
-    def step():
+    steps = iter(range(10 ** 9))
+
+    def step():  # as the trainer steps (run_epoch): the loss asked at every LOSS_EVERY-th minibatch
         layer.zero_grad(set_to_none=True)
-        layer.accumulate_gradients(x)
+        layer.accumulate_gradients(x, with_loss=next(steps) % LOSS_EVERY == 0)
         optimizer.step()
     return layer, step
 

@@ -129,7 +129,7 @@ def main(data, source, list_backbones, classifier_dir, predictions, advise, jobs
       finetune digits --predict runs/clf --predictions runs/clf/predictions.csv
     """
     from pretrain.core.device import apply_threads, choose_command_threads
-    jobs = jobs if bool(source) and not (classifier_dir or advise) else 1  # only a comparison has cells to share
+    jobs = jobs if source and not (classifier_dir or advise) else 1  # only a comparison has cells to share
     chosen = choose_command_threads(threads, jobs)  # this process is one of the jobs
     if list_backbones:
         apply_threads(chosen)

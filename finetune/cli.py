@@ -7,11 +7,11 @@ from contextlib import contextmanager
 
 import click
 
-from pretrain.commandline import (CONTEXT, Command, Finite, Parsed, command_line, common_options, data_help,
-                                  report_errors, usage_error)
+from pretrain.commandline import (CONTEXT, Command, Parsed, command_line, common_options, data_help, report_errors,
+                                  setting_option, usage_error)
 from pretrain.core.errors import LayerwiseError
 
-from .training.schedule import AUGMENTS, SCHEDULE_REGISTRY, SCHEDULES, SEMI_METHODS
+from .settings import GRID, FinetuneSettings, StudyGrid
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
@@ -47,68 +47,41 @@ def _head(text):
     return parse_head(text)
 
 
-POSITIVE = Finite(min=0, min_open=True)
-
-
 @click.command("finetune", cls=Command, context_settings=CONTEXT, epilog=data_help())
 @click.argument("data", required=False)
 @click.option("--from", "source", multiple=True, type=Parsed(_source, "SOURCE"),
               help="STACK_DIR (pretrained), random:STACK_DIR (its random-init control), torchvision:NAME or pixels "
                    "(logistic regression on the inputs); repeat to compare.")
-@click.option("--schedule", "schedules", multiple=True, default=["two-stage"], type=click.Choice(SCHEDULES),
-              help="; ".join(f"{name}: {entry.help}" for name, entry in SCHEDULE_REGISTRY.items())
-              + "; repeat to compare.")
-@click.option("--labels-per-class", type=Parsed(_checked(_budgets), "N,N,...|all"),
-              help="Label budgets per class, e.g. 1,10,100,all  [default: 1,10,100 unless --labels]")
-@click.option("--labels", type=Parsed(_checked(_totals), "N,N,..."),
-              help="Label budgets in total, stratified over the classes.")
-@click.option("--seeds", default=1, type=click.IntRange(min=1),
-              help="Repeats of every cell, each with its own label sample and initialisation.")
-@click.option("--seed", default=0, type=click.IntRange(min=0), help="The first seed (seeds are SEED, SEED+1, ...).")
-@click.option("--head", default="linear", type=Parsed(_checked(_head), "linear|mlp:H[,dropout=P]"),
-              help="The classifier head.")
-@click.option("--drop-top", default=0, type=click.IntRange(min=0),
-              help="Remove the top K layer groups of the body before the head goes on.")
-@click.option("--unfreeze", type=click.IntRange(min=1), help="Top groups unfrozen by two-stage and gradual  [default: all]")
-@click.option("--body-lr-scale", default=0.1, type=POSITIVE,
-              help="Top body group's learning rate as a fraction of the head's.")
-@click.option("--lr-decay", default=1.0, type=POSITIVE,
-              help="Learning-rate factor per group further down the body (1: all at the same rate).")
-@click.option("--lr", default=1e-3, type=POSITIVE, help="The head's learning rate (Adam).")
-@click.option("--epochs", default=100, type=click.IntRange(min=1),
-              help="Most epochs per stage (early stopping ends sooner); a stage still takes its fewest optimizer "
-                   "steps, and under --semi runs its own length (see --semi).")
-@click.option("--batch-size", default=64, type=click.IntRange(min=2),
-              help="Labeled examples per optimizer step (at least 2: BatchNorm needs two to normalise).")
+@setting_option(StudyGrid, "schedule", "--schedule", "schedules", multiple=True, default=[GRID.schedule])
+@setting_option(StudyGrid, "labels_per_class", type=Parsed(_checked(_budgets), "N,N,...|all"))
+@setting_option(StudyGrid, "labels", type=Parsed(_checked(_totals), "N,N,..."))
+@setting_option(StudyGrid, "seeds")
+@setting_option(StudyGrid, "seed")
+@setting_option(FinetuneSettings, "head", type=Parsed(_checked(_head), "linear|mlp:H[,dropout=P]"))
+@setting_option(FinetuneSettings, "drop_top")
+@setting_option(FinetuneSettings, "unfreeze")
+@setting_option(FinetuneSettings, "body_lr_scale")
+@setting_option(FinetuneSettings, "lr_decay")
+@setting_option(FinetuneSettings, "lr")
+@setting_option(FinetuneSettings, "epochs")
+@setting_option(FinetuneSettings, "batch_size")
 @click.option("--report", "report_dir", type=click.Path(file_okay=False),
               help="Write results.json, results.csv, results.md and learning_curves.png here.")
 @click.option("--save", "save_dir", type=click.Path(file_okay=False),
               help="Keep the fine-tuned model(s) here (one subfolder each when several).")
 @click.option("--overwrite", is_flag=True, help="Replace the results an earlier run left in --save or --report.")
-@click.option("--input-size", type=click.IntRange(min=1), help="Resize images to N x N for torchvision backbones.")
-@click.option("--adapt-first-conv", is_flag=True,
-              help="Torchvision backbones: sum the first convolution over RGB for grayscale input.")
+@setting_option(FinetuneSettings, "input_size")
+@setting_option(FinetuneSettings, "adapt_first_conv")
 @click.option("--list-backbones", metavar="NAME", help="Show the layer nodes of a torchvision backbone, then exit.")
 @click.option("--predict", "classifier_dir", type=click.Path(), metavar="CLASSIFIER_DIR",
               help="Label DATA with a classifier saved by --save (its test split, or all of it when it has none) "
                    "and write a CSV of predictions and probabilities.")
 @click.option("--predictions", type=click.Path(dir_okay=False), default="predictions.csv",
               help="Where --predict writes its CSV.")
-@click.option("--semi", default="none", show_default=True, type=click.Choice(SEMI_METHODS),
-              help="Use the unlabeled training images while fine-tuning: pseudo-label (Lee 2013: the model's own "
-                   "predictions as targets, dropout in the body), reconstruction (each trained layer keeps "
-                   "reconstructing its input through its pretrained decoder; stacks, schedules that train the body) "
-                   "or consistency (FixMatch, images: confident predictions on a weakly shifted image are the "
-                   "targets of a strongly perturbed one). A --semi stage runs the weight's ramp and the fewest steps "
-                   "after it, whatever --epochs says (one that trains the body that long and no longer).")
-@click.option("--semi-weight", type=Finite(min=0),
-              help="Final weight of the unlabeled term  [default: 1; 3 for reconstruction]")
-@click.option("--augment", default="none", show_default=True, type=click.Choice(AUGMENTS),
-              help="Transform the labeled images of each training batch: shift (small random translations) or "
-                   "crop-flip (random crops and horizontal flips, for natural images); never test images.")
-@click.option("--jobs", default=1, type=click.IntRange(min=1),
-              help="Processes for the cells of the comparison (this one and N-1 workers), each with its share "
-                   "of the cores (the numbers are those of --jobs 1).")
+@setting_option(FinetuneSettings, "semi")
+@setting_option(FinetuneSettings, "semi_weight")
+@setting_option(FinetuneSettings, "augment")
+@setting_option(FinetuneSettings, "jobs")
 @click.option("--advise", is_flag=True,
               help="Measure every source (with its control and pixels) at every cut on one label sample "
                    "(--labels-per-class K) and recommend a source, cut and schedule; --report writes advice.json.")

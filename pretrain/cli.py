@@ -8,8 +8,9 @@ STARTED = time.perf_counter()  # for --profile: imports and argument parsing cou
 
 import click  # noqa: E402
 
-from .commandline import (CONTEXT, Command, Finite, Parsed, common_options, data_help, one_line,  # noqa: E402
-                          report_errors, usage_error)
+from .commandline import (CONTEXT, Command, Parsed, common_options, data_help, one_line,  # noqa: E402
+                          report_errors, setting_option, usage_error)
+from .settings import PretrainSettings  # noqa: E402
 
 
 def list_layers_callback(ctx, _param, value):
@@ -42,25 +43,18 @@ def check_layers_callback(_ctx, _param, specs):
               help="A layer, bottom first; repeat for a stack, e.g. -l rbm:500 -l rbm:500 (see --list-layers).")
 @click.option("-o", "--out", type=click.Path(file_okay=False),
               help="Output folder for stack.pt, stack.json, plots (without it nothing is saved).")
-@click.option("--epochs", default=10, type=click.IntRange(min=1),
-              help="Epochs per layer (per-layer override: epochs=N in the spec).")
-@click.option("--batch-size", default=100, type=click.IntRange(min=1),
-              help="The global batch: under torchrun each of the N processes trains on 1/N of it.")
-@click.option("--lr", default=0.0, type=Finite(min=0),
-              help="Learning rate (0: each kind's default; per-layer: lr=X in the spec).")
-@click.option("--seed", default=0, type=click.IntRange(min=0), help="Seed for initialisation, shuffling and sampling.")
-@click.option("--val-fraction", default=0.05, type=Finite(0, 1, max_open=True),
-              help="Held-out slice of the pretraining data for monitoring.")
-@click.option("--cache-dir", type=click.Path(file_okay=False),
-              help="Keep the cached codes in memory-mapped files here (data bigger than RAM); private to the run.")
-@click.option("--resume", is_flag=True, help="Continue an interrupted run in --out.")
-@click.option("--overwrite", is_flag=True, help="Replace an earlier run in --out.")
+@setting_option(PretrainSettings, "epochs")
+@setting_option(PretrainSettings, "batch_size")
+@setting_option(PretrainSettings, "lr")
+@setting_option(PretrainSettings, "seed")
+@setting_option(PretrainSettings, "val_fraction")
+@setting_option(PretrainSettings, "cache_dir", type=click.Path(file_okay=False))
+@setting_option(PretrainSettings, "resume")
+@setting_option(PretrainSettings, "overwrite")
 @click.option("--plots/--no-plots", default=True, help="Write PNGs to OUT/plots at the end.")
 @click.option("--plots-only", type=click.Path(), metavar="STACK_DIR",
               help="Only draw the plots of an existing stack, then exit.")
-@click.option("--ais-every", default=0, type=click.IntRange(min=0), metavar="N",
-              help="Every N epochs, a quick AIS log-likelihood of RBM layers (100 runs x 1000 betas) "
-                   "in the history and training curves; 0: off.")
+@setting_option(PretrainSettings, "ais_every", metavar="N")
 @click.option("--score", type=click.Path(), metavar="STACK_DIR",
               help="Only score an existing stack: test log-likelihood of its first RBM by AIS, "
                    "printed and written into its stack.json, then exit.")

@@ -18,10 +18,10 @@ import click
 
 from . import __version__
 from .data.specs import DATA_ENV, DEFAULT_DATA_DIR, describe_specs
-from .core.device import DEVICES
 from .core.errors import LayerwiseError, UsageMistake
 from .core.process import prepare_process
 from .core.stopping import Stopped, exit_status, stop_on_sigterm
+from .settings import CommonSettings, declared, value_type
 
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "show_default": True, "max_content_width": 100}
@@ -148,18 +148,37 @@ def usage_error(message: str) -> click.UsageError:
     return click.UsageError(one_line(message), click.get_current_context(silent=True))
 
 
+def setting_option(settings: type, name: str, *declarations: str, **overrides):
+    """The click option of field ``name`` of ``settings`` (:mod:`pretrain.settings`): its flag (``--name-with-dashes``
+    unless ``declarations`` are given), default, help, and a type that holds the field's range or choices;
+    ``overrides``: click's keywords where the option needs more (a parser, ``multiple``)."""
+    spec = declared(settings, name)
+    meta, kind = spec.metadata, value_type(spec)
+    option = {"default": spec.default, "help": meta["help"]}
+    if kind is bool:
+        option["is_flag"] = True
+    elif meta["choices"]:
+        option["type"] = click.Choice(meta["choices"])
+    elif kind is int and (meta["low"], meta["high"]) != (None, None):
+        option["type"] = click.IntRange(meta["low"], meta["high"], min_open=meta["low_open"],
+                                        max_open=meta["high_open"])
+    elif kind is float:
+        option["type"] = Finite(meta["low"], meta["high"], min_open=meta["low_open"], max_open=meta["high_open"])
+    elif kind is int:
+        option["type"] = int
+    return click.option(*(declarations or ("--" + name.replace("_", "-"),)), **{**option, **overrides})
+
+
 def common_options(command):
-    """``--device``, ``--threads``, ``--data-dir``, ``--split-seed``, ``--version``: declared once for both commands."""
+    """``--device``, ``--threads``, ``--data-dir``, ``--split-seed`` (:class:`pretrain.settings.CommonSettings`),
+    ``--version``: declared once for both commands."""
     for option in reversed([
-        click.option("--device", type=click.Choice(DEVICES), default="auto", help="Where torch runs."),
-        click.option("--threads", type=click.IntRange(min=0), default=0,
-                     help="CPU threads for torch (0: OMP_NUM_THREADS when set, else one per core the current load "
-                          "leaves free, shared by torchrun's processes or --jobs). Fix it for runs that must match "
-                          "bit for bit across machines."),
-        click.option("--data-dir", type=click.Path(file_okay=False), envvar=DATA_ENV, show_envvar=True,
-                     help=f"Where torchvision datasets live  [default: {DEFAULT_DATA_DIR}]"),
-        click.option("--split-seed", default=0, type=click.IntRange(min=0),
-                     help="Seed of the held-out test split of data without one (shared by pretrain and finetune)."),
+        setting_option(CommonSettings, "device"),
+        setting_option(CommonSettings, "threads"),
+        setting_option(CommonSettings, "data_dir", type=click.Path(file_okay=False), envvar=DATA_ENV,
+                       show_envvar=True, help=f"{declared(CommonSettings, 'data_dir').metadata['help']}  "
+                                              f"[default: {DEFAULT_DATA_DIR}]"),
+        setting_option(CommonSettings, "split_seed"),
         click.version_option(__version__, "--version", message="%(prog)s (layerwise) %(version)s"),
     ]):
         command = option(command)

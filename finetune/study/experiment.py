@@ -23,7 +23,10 @@ from pretrain.core.distributed import is_writer, process_group, world_size
 from pretrain.core.errors import LayerwiseError, UsageMistake
 from pretrain.core.progress import progress_line
 
+from pretrain.settings import declared
+
 from ..networks.body import Body
+from ..settings import GRID, FinetuneSettings
 from .budget import Budget, parse_budgets, sample_labels, validation_split
 from .checks import SAVED, check_output_folder, check_study_data
 from .cells import CellFailed, execute
@@ -38,41 +41,19 @@ from ..training.train import TrainSettings, test_metrics, train_classifier
 
 PREPROCESS_CHUNK = 1024
 #: the smallest batch that trains: a batch of one would break BatchNorm, and the loop skips it (training.train)
-MIN_BATCH = 2
+MIN_BATCH = declared(FinetuneSettings, "batch_size").metadata["low"]
 
 
 @dataclass
-class Options:
-    """Everything about a fine-tuning run except the grid (see ``finetune --help`` for each)."""
+class Options(FinetuneSettings):
+    """Everything about a fine-tuning run except the grid: :class:`finetune.settings.FinetuneSettings` (see
+    ``finetune --help`` for each), and what the command does not ask."""
 
-    head: str = "linear"
-    drop_top: int = 0
-    unfreeze: Optional[int] = None
-    body_lr_scale: float = 0.1
-    lr_decay: float = 1.0
-    lr: float = 1e-3
-    epochs: int = 100
-    batch_size: int = 64
-    device: str = "auto"
-    data_dir: Optional[str] = None
-    split_seed: int = 0
-    input_size: Optional[int] = None
-    adapt_first_conv: bool = False
     progress: bool = True
-    #: processes for the cells of a comparison, this one among them (see :mod:`finetune.study.cells`);
-    #: 0 threads: by the rules of :func:`pretrain.core.device.choose_threads`
-    jobs: int = 1
-    threads: int = 0
-    #: semi-supervised fine-tuning (:mod:`finetune.training.semi`): none, pseudo-label, reconstruction or consistency
-    semi: str = "none"
-    #: the unsupervised term's final weight; None: the method's default (3, see finetune.training.semi.DEFAULT_WEIGHTS)
-    semi_weight: Optional[float] = None
     #: optimizer steps (T1, T2) of a stage between which the pseudo-label weight rises from 0 to ``semi_weight``
     semi_ramp: Tuple[int, int] = RAMP
     #: dropout probability in the body under pseudo-labels
     semi_dropout: float = DROPOUT
-    #: augmentation of the labeled batches (:mod:`finetune.training.augment`): none, shift or crop-flip
-    augment: str = "none"
     head_config: dict = field(init=False)
     settings: TrainSettings = field(init=False)
     semi_settings: SemiSettings = field(init=False)
@@ -189,9 +170,10 @@ class Experiment:
         return model
 
 
-def compare(data, sources: Sequence[str], schedules: Sequence[str] = ("two-stage",),
-            labels_per_class: Union[str, Sequence, None] = None, seeds: Union[int, Sequence[int]] = 1, *,
-            labels: Union[str, Sequence, None] = None, save: Union[str, Path, None] = None,
+def compare(data, sources: Sequence[str], schedules: Sequence[str] = (GRID.schedule,),
+            labels_per_class: Union[str, Sequence, None] = GRID.labels_per_class,
+            seeds: Union[int, Sequence[int]] = GRID.seeds, *, labels: Union[str, Sequence, None] = GRID.labels,
+            save: Union[str, Path, None] = None,
             overwrite: bool = False, **options) -> Results:
     """Fine-tune every source with every schedule at every label budget, once per seed; return the rows.
 

@@ -47,6 +47,7 @@ from pretrain.core.progress import progress_bar
 from pretrain.training.adam import Adam
 
 from ..networks.classifier import Classifier
+from ..settings import FINETUNE
 from .divergence import check_epoch, check_model
 from .freezing import freeze_to
 from .probe import fit_linear_head
@@ -60,10 +61,10 @@ Split = Tuple[torch.Tensor, torch.Tensor]
 class TrainSettings:
     """Optimisation settings shared by every stage (the rates of body groups follow from ``lr``)."""
 
-    lr: float = 1e-3
+    lr: float = FINETUNE.lr
     #: most epochs per stage (early stopping usually ends it sooner)
-    epochs: int = 100
-    batch_size: int = 64
+    epochs: int = FINETUNE.epochs
+    batch_size: int = FINETUNE.batch_size
     #: fewest optimizer steps per stage, however few the labels
     min_steps: int = 300
     #: epochs without a better validation score before a stage stops

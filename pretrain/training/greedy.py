@@ -38,6 +38,7 @@ from ..data.preprocess import Preprocessing
 from ..core.progress import progress_line
 from .stack import Stack, load_stack, versions
 from ..core.timing import SECONDS, phase, timed
+from ..settings import PRETRAIN
 
 #: training rows used to report the training reconstruction error (at least the held-out size).
 MIN_MONITOR_ROWS = 1000
@@ -147,10 +148,13 @@ def layer_specs(layers: Sequence[Union[str, LayerSpec]]) -> List[LayerSpec]:
 
 
 def pretrain_stack(data, layers: Sequence[Union[str, LayerSpec]], out: Union[str, Path, None] = None, *,
-                   epochs: int = 10, batch_size: int = 100, lr: float = 0.0, seed: int = 0,
-                   device: str = "auto", val_fraction: float = 0.05, cache_dir: Union[str, Path, None] = None,
-                   resume: bool = False, overwrite: bool = False, data_dir: Optional[str] = None,
-                   split_seed: int = 0, progress: bool = True, ais_every: int = 0) -> Stack:
+                   epochs: int = PRETRAIN.epochs, batch_size: int = PRETRAIN.batch_size, lr: float = PRETRAIN.lr,
+                   seed: int = PRETRAIN.seed, device: str = PRETRAIN.device,
+                   val_fraction: float = PRETRAIN.val_fraction,
+                   cache_dir: Union[str, Path, None] = PRETRAIN.cache_dir, resume: bool = PRETRAIN.resume,
+                   overwrite: bool = PRETRAIN.overwrite, data_dir: Optional[str] = PRETRAIN.data_dir,
+                   split_seed: int = PRETRAIN.split_seed, progress: bool = True,
+                   ais_every: int = PRETRAIN.ais_every) -> Stack:
     """Pretrain a stack greedily, one layer at a time, on the unlabeled images of ``data``.
 
     ``data`` is a data spec (``digits``, ``idx:DIR``, ... see :func:`pretrain.data.specs.load_data`,

@@ -34,7 +34,8 @@ from finetune.training.probe import C_GRID, fit_linear_head
 from pretrain.core.batches import map_batches
 from pretrain.core.memory import keep_freed_memory
 
-#: the learners of the table: source name -> layer spec (F features, P patches)
+#: the learners of the table: source name -> layer spec, or specs bottom first (F features, P patches; a
+#: second greedy layer learns on its first's maps pooled over a G x G grid, F / 4 features wide)
 LEARNERS = {
     "kmeans": "patch-kmeans:{F},patches={P},epochs=10",
     "rbm": "patch-grbm:{F},patches={P},epochs=10,sparsity=0.05,sparsity_cost=0.3,momentum=0.9,lr=0.005",
@@ -43,6 +44,9 @@ LEARNERS = {
     "kmeans-nowhiten": "patch-kmeans:{F},patches={P},epochs=10,whiten=false",
     "rbm-nowhiten": "patch-grbm:{F},patches={P},epochs=10,sparsity=0.05,sparsity_cost=0.3,momentum=0.9,lr=0.005,"
                     "whiten=false",
+    "kmeans-first": "patch-kmeans:{Q},patches={P},epochs=10",
+    "kmeans-2layer": ("patch-kmeans:{Q},patches={P},epochs=10,grid={G}",
+                      "patch-kmeans:{F},patch=2,patches={P},epochs=10"),
 }
 #: label budgets up to this many labels choose the head's C by 5-fold cross-validation, larger ones on a
 #: subsample of this many (one split)
@@ -114,6 +118,17 @@ def head_rows(name: str, train, test, dataset, budgets, seeds, encode_seconds: f
     return rows
 
 
+def layer_specs(learner: str, features: int, patches: int, quick: bool) -> list:
+    """The layer specs of ``learner`` at ``features`` and ``patches`` (``quick``: one epoch, 3 x 3 patches below)."""
+    specs = LEARNERS[learner]
+    specs = [specs] if isinstance(specs, str) else list(specs)
+    specs = [spec.format(F=features, Q=max(features // 4, 1), P=patches, G=3 if quick else 9) for spec in specs]
+    if quick:
+        specs = [spec.replace("epochs=10", "epochs=1") for spec in specs]
+        specs[0] += ",patch=3"
+    return specs
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data", help="an image data spec: folder:DIR (held-out split drawn), npz:FILE, ...")
@@ -150,18 +165,16 @@ def main():
         pretrain_seconds = 0.0
         if learner in LEARNERS and not text.startswith("random:"):
             started = time.perf_counter()
-            spec = LEARNERS[learner].format(F=features, P=patches)
-            if args.quick:
-                spec = spec.replace("epochs=10", "epochs=1") + ",patch=3"
-            pretrain.pretrain_stack(dataset, [spec], out=text, epochs=10, resume=True, progress=False)
+            specs = layer_specs(learner, features, patches, args.quick)
+            pretrain.pretrain_stack(dataset, specs, out=text, epochs=10, resume=True, progress=False)
             pretrain_seconds = time.perf_counter() - started
-            print(f"{text}: {spec} pretrained in {pretrain_seconds:.0f} s", flush=True)
+            print(f"{text}: {' / '.join(specs)} pretrained in {pretrain_seconds:.0f} s", flush=True)
         print(text, flush=True)
         train, test, seconds = features_of(load_source(text, dataset), dataset, threads)
         rows += head_rows(name, train, test, dataset, budgets, seeds, seconds, pretrain_seconds)
         del train, test
         write_report(rows, out, {"data": args.data, "features": features, "patches": patches,
-                                 "learners": {n: LEARNERS[n].format(F=features, P=patches) for n in learners},
+                                 "learners": {n: layer_specs(n, features, patches, args.quick) for n in learners},
                                  "seeds": seeds, "threads": torch.get_num_threads()})
     print(format_table(rows))
 

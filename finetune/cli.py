@@ -106,10 +106,7 @@ def main(data, source, list_backbones, classifier_dir, predictions, advise, jobs
     chosen = choose_command_threads(threads, jobs)  # this process is one of the jobs
     if list_backbones:
         apply_threads(chosen)
-        from .networks.backbones import backbone_nodes
-        for node in backbone_nodes(list_backbones):
-            click.echo(node)
-        return
+        return _list_backbones(list_backbones)
     if not data:
         raise usage_error("missing DATA: e.g. `finetune digits --from runs/dbn --from random:runs/dbn`")
     _refuse_what_a_mode_ignores(classifier_dir, advise, source, options["semi"], options["augment"])
@@ -122,9 +119,7 @@ def main(data, source, list_backbones, classifier_dir, predictions, advise, jobs
         check_output_folder(save_dir, SAVED, "save_dir", overwrite)  # save= too, named as the library names it
         dataset = load_data(data, data_dir=data_dir, split_seed=split_seed)
         if classifier_dir:
-            from .predict import write_predictions
-            click.echo(f"wrote {write_predictions(classifier_dir, dataset, predictions)}")
-            return
+            return _predict(classifier_dir, dataset, predictions)
         if not source:
             raise usage_error("no --from given: e.g. --from runs/dbn --from random:runs/dbn")
         if advise:
@@ -134,6 +129,19 @@ def main(data, source, list_backbones, classifier_dir, predictions, advise, jobs
                            progress=not quiet)
         _compare(dataset, source, report_dir, save_dir, jobs=jobs, threads=threads, quiet=quiet, overwrite=overwrite,
                  split_seed=split_seed, **options)
+
+
+def _list_backbones(name: str) -> None:
+    """``--list-backbones``: the layer nodes of a torchvision backbone, where ``@NODE`` may cut it."""
+    from .networks.backbones import backbone_nodes
+    for node in backbone_nodes(name):
+        click.echo(node)
+
+
+def _predict(classifier_dir: str, dataset, predictions: str) -> None:
+    """``--predict``: a saved classifier labels the data; the CSV written to ``predictions``."""
+    from .predict import write_predictions
+    click.echo(f"wrote {write_predictions(classifier_dir, dataset, predictions)}")
 
 
 def _compare(dataset, sources, report_dir, save_dir, schedules, labels_per_class, seeds, seed, semi, epochs, device,

@@ -9,7 +9,7 @@ take them one at a time from one queue, each with the same threads
 ``torch.set_num_threads``, else its share of the free cores), and the results
 come back in task order, so the numbers are those of ``jobs=1``. This process
 is one of the N: a worker more would cost its imports (torch, scikit-learn:
-~2.3 s of a core each) and then share a core with an idle parent. The workers start as soon as the command
+seconds of a core each) and then share a core with an idle parent. The workers start as soon as the command
 knows it will need them (:func:`finetune.study.workers.start_workers`), so their imports overlap this
 process reading the data and the sources, and the longest tasks go first, so
 that no long one is left running alone at the end. Large arrays reach the

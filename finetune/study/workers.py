@@ -1,7 +1,7 @@
 """The worker processes of ``--jobs``: started ahead of the cells, prepared as a command's process, stopped after.
 
 Nothing here imports torch: a command starts its workers before its own imports, so that the workers'
-imports (torch, scikit-learn, SciPy: ~2.9 s of a core each on 2 cores) overlap its own instead of following
+imports (torch, scikit-learn, SciPy: seconds of a core each) overlap its own instead of following
 them; :mod:`finetune.study.cells` hands them the cells.
 """
 import importlib
@@ -42,9 +42,9 @@ def start_workers(jobs: int, threads: int = 0):
     Each worker is prepared as it starts (loky's ``initializer``, also for a worker loky starts again
     later): the allocator's setting of the commands, :data:`WORKER_IMPORTS`, its share of the cores in the
     thread variables of OpenMP and the BLAS libraries (as joblib's loky backend sets them). ``warmed_up``
-    holds one future per worker that is done once a worker is prepared. Measured on 2 cores: a worker's
-    start takes 2-4 s, the command's own reading of the data and sources 1.6 s (digits) to ~6 s
-    (Fashion-MNIST); meanwhile this process runs cells (:func:`execute`).
+    holds one future per worker that is done once a worker is prepared. A worker's start takes seconds,
+    of the order of the command's own reading of the data and sources (measured:
+    ``examples/benchmarks/design_notes.md``); meanwhile this process runs cells (:func:`execute`).
     """
     if jobs < 2 or launched() or not loky_is_active():
         return None
@@ -77,7 +77,7 @@ def worker_processes(jobs: int, threads: int = 0):
     """:func:`start_workers` for the block, then :func:`stop_workers` (at once when the block fails).
 
     Workers that an enclosing block started are its own to stop: a program that calls ``compare()``
-    in a loop inside one ``worker_processes`` block starts them once (2-4 s each time otherwise).
+    in a loop inside one ``worker_processes`` block starts them once (seconds each time otherwise).
     """
     outermost = "executor" not in _STARTED
     start_workers(jobs, threads)

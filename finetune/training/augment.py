@@ -13,10 +13,9 @@ perturbation of ``--semi consistency``.
 
 Every image of a batch draws its own offsets, flip and square, in one batched operation on the
 batch's device, from torch's generator (the cell's seed makes them reproducible). torchvision's
-``transforms.v2`` draws one set of parameters per call, so it transforms a batch image by image:
-measured on a batch of 64 28 x 28 maps, one thread, another job on the second core,
-``v2.RandomCrop(padding_mode="edge")`` per image took 24 ms a batch against 1.7 ms for ``shift`` here
-(2.5 ms for its strong view), and ``--semi consistency`` perturbs three batches a step.
+``transforms.v2`` draws one set of parameters per call, so it transforms a batch image by image,
+many times slower than ``shift`` here (measured: ``examples/benchmarks/design_notes.md``), and
+``--semi consistency`` perturbs three batches a step.
 Test and validation images are never augmented: only the batches a stage trains on pass here.
 """
 from typing import Optional, Tuple

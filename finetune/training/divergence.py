@@ -11,7 +11,7 @@ Two rules, each ending in one line that names a lower ``--lr``:
   :data:`pretrain.training.divergence.MAX_PARAMETER` after an Adam epoch. Adam
   moves a weight by at most about the rate per step, so at the default rate
   (1e-3) the 2,300 steps of 100 epochs on every digits label move it by at most
-  about 2.3; at ``--lr 1e30`` the weights reached 6e30 within one stage while
+  about 2.3; at an absurd ``--lr`` the weights blew up within one stage while
   the loss stayed finite, and every test image got the same class (issue 30). The probe's weights, fitted by L-BFGS under a
   cross-validated L2 penalty, are held to the first rule only.
 """

@@ -17,7 +17,7 @@ standardised features. Instead of Adam on mini-batches, :func:`fit_linear_head`
    Zhu 1995; the solver and settings of scikit-learn's ``lbfgs``, gradients from torch's autograd)
    until the largest gradient entry is below ``GRADIENT_TOLERANCE`` (scikit-learn's ``tol=1e-4``
    on the same scaled gradient) or after ``MAX_ITERATIONS``; SciPy's rather than
-   ``torch.optim.LBFGS``, whose first use imports ``torch._dynamo`` (2 s);
+   ``torch.optim.LBFGS``, whose first use imports ``torch._dynamo``, which costs seconds;
 3. chooses ``C`` from ``C_GRID`` by stratified k-fold cross-validation on the
    fit rows, ``k = min(5, fewest labels of a class)``: the lowest mean
    held-out log-loss (cross-entropy), ties broken by the smaller ``C``; as
@@ -29,23 +29,16 @@ standardised features. Instead of Adam on mini-batches, :func:`fit_linear_head`
 Why log-loss and not accuracy (scikit-learn's default score): with a few
 held-out rows per fold, accuracy ties across most of the grid and its picks
 are noise, while the log-loss, a proper scoring rule, still ranks them. On
-Fashion-MNIST and digits at 2, 5, 10 and 30 labels per class (pixels, a
-pretrained stack, its random control; 3 label samples), choosing by log-loss
-gave a higher mean test accuracy in 17 of 24 cells (by up to 1.7 points), the
-same in 3 and a lower one in 4 (by at most 0.6).
+Fashion-MNIST and digits with few labels per class, choosing by log-loss gave
+a higher mean test accuracy in most cells, and a lower one in few and by less
+(measured: ``examples/benchmarks/design_notes.md``).
 
-``FIXED_C``: the median of the ``C`` this cross-validation picks at 5 labels
-per class, label samples 0-9, which is also scikit-learn's default::
-
-    digits, pixels                          1 10 1 10 100 10 100 100 100 10
-    digits, 64-128-64 RBM stack             1 1 1 10 10 10 10 10 100 1
-    Fashion-MNIST, pixels                   0.1 0.1 0.1 0.1 1 0.1 0.1 0.1 0.1 0.01
-    Fashion-MNIST, 784-1000-500-250 stack   0.1 0.1 0.1 0.1 1 0.1 0.1 0.1 0.1 0.1
-    (median 1, geometric mean 1)
-
-made by ``examples/benchmarks/probe_strength.py --seeds 10``. Within a data
-set the picks agree; across these two they differ by one to two decades, and
-1 lies between.
+``FIXED_C``: the median (and the geometric mean) of the ``C`` this
+cross-validation picks at 5 labels per class on digits and Fashion-MNIST, on
+pixels and on pretrained stacks, which is also scikit-learn's default
+(``examples/benchmarks/probe_strength.py``; its picks are in
+``examples/benchmarks/design_notes.md``). Within a data set the picks agree;
+across these two they differ by one to two decades, and 1 lies between.
 """
 from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple
@@ -102,7 +95,7 @@ def fit_logistic(z: torch.Tensor, y: torch.Tensor, n_classes: int, C: float,
         loss.backward()
         return float(loss.detach()), parameters.grad.cpu().numpy()
 
-    # SciPy's OpenBLAS threads spin beside torch's OpenMP ones: with 2 of each on 2 cores a fit took 4x as long
+    # SciPy's OpenBLAS threads spin beside torch's OpenMP ones: with a full pool of each a fit took far longer
     with threadpool_limits(1, user_api="blas"):
         found = minimize(loss_and_gradient, first.cpu().numpy(), jac=True, method="L-BFGS-B",
                          options={"maxiter": MAX_ITERATIONS, "maxcor": 20, "maxls": 50, "gtol": GRADIENT_TOLERANCE,
@@ -139,8 +132,8 @@ def fit_linear_head(head: nn.Sequential, x: torch.Tensor, y: torch.Tensor, n_cla
     ``C``: a fixed strength; without it, chosen by cross-validation where every
     class present has 2 labels or more, ``FIXED_C`` otherwise. The head ends in
     eval mode, on the device and in the dtype it had. ``precision``: the dtype
-    of the fit; float32 halves the memory of a large one and speeds it (40,000 x 6,400
-    CIFAR-10 codes, C = 0.01: test accuracy 0.6923 as in float64, in 176 s at one thread).
+    of the fit; float32 halves the memory of a large one and speeds it, at the test accuracy of
+    float64 on CIFAR-10 codes (measured: ``examples/benchmarks/design_notes.md``).
     """
     norm, linear = head
     counts = np.bincount(y.cpu().numpy())

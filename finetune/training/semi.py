@@ -25,11 +25,11 @@ optimizer step, a step minimises::
   first fitted by the converged probe (:mod:`finetune.training.probe`, which cannot
   take pseudo-labels), then trained on from there by Adam with pseudo-labels;
   early stopping counts the probe's state, so the validation slice keeps the
-  better of the two. (Measured on digits at 5 labels per class, 3 seeds, a
-  256-128 stack: 0.765 against the probe's 0.786 under ``none``, since
-  the probe then fits without the validation rows; without early stopping
-  the random control's head collapsed onto one class. Pseudo-labels pay
-  where the body trains.)
+  better of the two. (On digits with few labels it still scored below the
+  probe under ``none``, since the probe then fits without the validation
+  rows; without early stopping the random control's head collapsed onto one
+  class. Pseudo-labels pay where the body trains. Measured:
+  ``examples/benchmarks/design_notes.md``.)
 * ``reconstruction`` (in the spirit of Ranzato & Szummer, *Semi-supervised
   learning of compact document representations with deep networks*, ICML
   2008): ``U(u)`` is the sum over the body groups that train of each layer's
@@ -49,7 +49,7 @@ optimizer step, a step minimises::
   ``THRESHOLD``: ``U(u) = mean(1[max p(weak(u)) >= tau] * CE(f(strong(u)), argmax p(weak(u))))``,
   at Sohn's constant weight ``lambda_u = 1`` and ``tau = 0.95`` (the threshold does what the ramp does
   for pseudo-labels). Sohn drew 7 unlabeled images per labeled one; here a step draws
-  ``batch_size`` of each, a third of a step's cost on these CPUs. Images only.
+  ``batch_size`` of each, a fraction of a step's cost on CPUs. Images only.
 
 A stage of any method runs ``T2 + min_steps`` steps. One that trains
 body groups keeps its last weights, without early stopping: with one or two
@@ -58,12 +58,12 @@ from and the unlabeled term never counted; ``two-stage`` and ``gradual``
 still keep their head stage when the fine-tuned model scores no higher on the
 validation slice (:mod:`finetune.training.train`).
 
-``DEFAULT_WEIGHTS`` gives each method's ``w`` when none is given, measured
-on digits at 5 labels per class, two-stage, a 256-128 RBM stack, mean test
-accuracy over seeds 0-5: 0.784 without a term; pseudo-labels 0.803 at
-``w = 1`` and 0.791 at Lee's ``alpha_f = 3`` (which confirms its own
-mistakes on a pool of 1,437 images); reconstruction 0.803 at ``w = 3``
-(over seeds 0-2: 0.786, 0.792, 0.794 at ``w`` = 1, 3, 10).
+``DEFAULT_WEIGHTS`` gives each method's ``w`` when none is given, chosen by
+mean test accuracy on digits with few labels, two-stage, an RBM stack
+(measured: ``examples/benchmarks/design_notes.md``): pseudo-labels and
+reconstruction both beat none at their weight, and pseudo-labels did better
+at ``w = 1`` than at Lee's ``alpha_f = 3``, which confirms its own mistakes on
+a pool of 1,437 images.
 """
 from dataclasses import dataclass
 from typing import Callable, List, Optional, Tuple

@@ -26,10 +26,9 @@ def rows_within(bytes_per_row: int, most: int = CHUNK_ROWS) -> int:
 
     A convolutional layer's hidden maps are wide (``cae:32`` on 28 x 28 images: 100 KB an image): 4,096
     images made 400 MB maps per chunk, which the C allocator maps afresh and the kernel faults in page by
-    page (:mod:`pretrain.core.memory`), and which no cache holds. Measured on 2 cores, ``cae:32``: the
-    reconstruction error of 3,000 images 0.68 s in chunks of 4,096 against 0.36 s in chunks of 256 (700,000
-    page faults against 40,000), the codes of 6,000 images 0.71 s against 0.27 s. Dense layers' rows are
-    narrow and keep ``most``.
+    page (:mod:`pretrain.core.memory`), and which no cache holds: in small chunks the same reconstruction
+    errors and codes came faster, with far fewer page faults (measured: ``examples/benchmarks/design_notes.md``).
+    Dense layers' rows are narrow and keep ``most``.
     """
     return max(1, min(most, CHUNK_BYTES // max(1, bytes_per_row)))
 

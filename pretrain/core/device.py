@@ -1,8 +1,8 @@
 """Where torch runs: the device and the number of threads.
 
 ``auto`` picks CUDA when present. Threads: torch's default (one per core)
-collapses when another process uses the cores too (measured in issue 10: the
-quick start ran 8x slower on a shared 2-core machine), so both commands take
+collapses when another process uses the cores too (issue 10: the quick start
+ran many times slower on a shared machine), so both commands take
 ``--threads N``; 0 (the default) follows the conventions (:func:`choose_threads`): ``OMP_NUM_THREADS``
 when set (torchrun sets it to 1), a program's own ``torch.set_num_threads``, else one thread per core that
 other processes leave free now, shared by the processes on the machine. The number of threads can change the last bits of a sum: pass ``--threads N``
@@ -89,7 +89,7 @@ def watch_cores() -> None:
     """Open the window of :func:`busy_cores_elsewhere` now; its next call closes it.
 
     The commands call this as they start, so the window spans their imports and argument
-    parsing (torch's import: 1.3 s here) instead of a sleep of ``WINDOW_S`` when the threads are set.
+    parsing (torch's import alone outlasts ``WINDOW_S``) instead of a sleep of ``WINDOW_S`` when the threads are set.
     """
     try:
         _WATCH["opened"] = (time.perf_counter(), _cpu_times())
@@ -137,10 +137,10 @@ def free_cores() -> Tuple[int, str]:
 def auto_threads() -> int:
     """One thread per core left free now (:func:`free_cores`).
 
-    Measured (issue 10, 2 cores, one thread of another process busy): a 784->500 RBM epoch
-    slice took 0.44 s with 1 thread alone, 0.76 s with 1 thread beside the competitor, and
-    6.4-25 s with 2 threads beside it: threads that outnumber the free cores wait on each
-    other at every operation. Small models (digits, batch 10) gain nothing from a second thread.
+    Threads that outnumber the free cores wait on each other at every operation: beside one busy
+    thread of another process, an RBM epoch ran many times slower at two threads than at one
+    (issue 10; measured: ``examples/benchmarks/design_notes.md``). Small models (digits, batch 10)
+    gain nothing from a second thread.
     """
     return free_cores()[0]
 

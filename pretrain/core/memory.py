@@ -5,11 +5,11 @@ glibc's ``malloc`` serves a large block by ``mmap`` and hands it back with
 more than ``M_TRIM_THRESHOLD`` of it is free. A training step allocates and
 frees the same tensors every time (a convolutional layer's maps: 100 images of
 32 x 28 x 28 floats are 10 MB), so each step faulted its memory in again, page
-by page: an epoch of ``cae:32`` on 4,000 Fashion-MNIST images took 275,000 to
-650,000 page faults and 1.45-2.17 s, and 0 faults and 1.14-1.17 s with the
-settings below (``crbm:32``: 1.23-1.60 s against 1.12-1.26 s; dense layers,
-whose blocks glibc's own adaptive threshold already keeps, unchanged within
-noise). A single ``conv2d`` of 100 images, 1 -> 32 maps, took 8 ms against 0.9 ms.
+by page: an epoch of a convolutional layer took hundreds of thousands of page
+faults, and it and even a single ``conv2d`` ran slower, and less steadily, than
+with the settings below, which leave none; dense layers, whose blocks glibc's
+own adaptive threshold already keeps, are unchanged within noise (measured:
+``examples/benchmarks/design_notes.md``).
 
 :func:`keep_freed_memory` raises the mmap threshold to glibc's largest (32 MiB: bigger
 blocks are still mapped and returned) and stops the heap's trimming, so the

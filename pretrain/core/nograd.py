@@ -1,11 +1,11 @@
 """``torch.no_grad`` for what runs at every minibatch: free where gradients are already off.
 
-``@torch.no_grad()`` builds and enters a context at every call, some 10 us on a
-shared 2-core machine, where a whole RBM step at batch 10 is about 150 us and
-calls three such functions (the closed-form gradient, the optimizer's fold and
-its step). :func:`run_epoch <pretrain.training.epoch.run_epoch>` turns
-gradients off once per epoch; inside it, functions wrapped by :func:`without_grad`
-run straight away, and called from anywhere else they still run without them.
+``@torch.no_grad()`` builds and enters a context at every call, a cost that
+counts beside a whole RBM step at batch 10, which calls three such functions
+(the closed-form gradient, the optimizer's fold and its step).
+:func:`run_epoch <pretrain.training.epoch.run_epoch>` turns gradients off once
+per epoch; inside it, functions wrapped by :func:`without_grad` run straight
+away, and called from anywhere else they still run without them.
 """
 import functools
 

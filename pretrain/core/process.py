@@ -23,10 +23,10 @@ def prepare_process() -> None:
       processes over the command's imports and parsing instead of a sleep;
     * freed memory stays in the process for the next step (:func:`pretrain.core.memory.keep_freed_memory`);
     * at exit the objects are frozen first (``gc.freeze``): the interpreter's last collection walks every
-      object torch's import made, 0.33 s of each command here (``import torch, finetune.study.experiment``:
-      1.85 s -> 1.52 s); frozen, they are skipped and freed with the process. Registered before the
-      command's imports register theirs, it runs after them (exit handlers run last-registered first),
-      and once however many commands the process runs.
+      object torch's import made, a noticeable part of every command's time (measured:
+      ``examples/benchmarks/design_notes.md``); frozen, they are skipped and freed with the process.
+      Registered before the command's imports register theirs, it runs after them (exit handlers run
+      last-registered first), and once however many commands the process runs.
     """
     watch_cores()
     keep_freed_memory()

@@ -222,8 +222,8 @@ def unpool_transposed(code: torch.Tensor, weight: torch.Tensor, bias: Optional[t
     ``pool``), and two transposed convolutions compose into one: of the code, at stride ``pool``, by the
     filters convolved with the box (``k + pool - 1`` wide). Where the maps are whole windows at stride 1
     (an odd ``k`` and "same" padding), that single convolution reads the code at its own size instead of
-    the unpooled maps: the same sums, in another order (equal to float rounding), 3.5-7x faster forward
-    and backward for a CAE's decoder. Elsewhere (partial windows, strides) the two steps run as written.
+    the unpooled maps: the same sums, in another order (equal to float rounding), several times faster
+    forward and backward for a CAE's decoder. Elsewhere (partial windows, strides) the two steps run as written.
     """
     if pool == 1 or stride != 1 or size[0] % pool or size[1] % pool:
         return F.conv_transpose2d(unpool(code, pool, size), weight, bias, stride=stride, padding=padding,

@@ -196,8 +196,8 @@ class ConvRBM(ConvLayer):
     def hidden_state(self, pre: torch.Tensor, with_free_energy: bool = True
                      ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         """:meth:`hidden_probabilities` and :meth:`hidden_free_energy` summed over the images, from one pass
-        (None for the latter unless ``with_free_energy``: over every hidden unit of a batch, it cost a
-        third of a CD-1 step of ``crbm:32`` on 28 x 28 images, and only the reported loss reads it)."""
+        (None for the latter unless ``with_free_energy``: over every hidden unit of a batch, it costs a
+        large part of a CD-1 step, and only the reported loss reads it)."""
         if not with_free_energy:  # ``pre`` is not read again: the sigmoid overwrites it, one map less in memory
             return (pooling.unit_probabilities(pre, self.hparams["pool"]) if self.probabilistic else pre.sigmoid_()), None
         if self.probabilistic:

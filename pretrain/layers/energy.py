@@ -37,13 +37,13 @@ LOSS_ROWS = 16
 
 
 def bernoulli_sample(p: torch.Tensor) -> torch.Tensor:
-    """Binary sample of probabilities ``p``: ``uniform < p`` is ~4x faster than ``torch.bernoulli`` on CPU.
+    """Binary sample of probabilities ``p``: ``uniform < p`` is faster than ``torch.bernoulli`` on CPU.
 
     The uniforms are float32 whatever ``p``'s type, so a float64 model draws
     the same samples as its float32 twin from the same seed (2^-24 is ample
     resolution for a Bernoulli draw).
     """
-    # rand_like with an explicit layout draws what torch.rand(p.shape) draws, at half its fixed cost
+    # rand_like with an explicit layout draws what torch.rand(p.shape) draws, at less fixed cost
     sample = torch.rand_like(p, dtype=torch.float32, memory_format=torch.contiguous_format).lt_(p)
     return sample if p.dtype == torch.float32 else sample.to(p.dtype)
 
@@ -161,7 +161,7 @@ class EnergyLayer(Layer):
         checks it equals autograd of :meth:`loss`. The loss it returns (what
         the epoch reports) takes the hidden part of the gap from the first
         :data:`LOSS_ROWS` rows of each phase (:func:`softplus_mean`); with
-        ``with_loss=False`` none is computed (a tenth to a fifth of a small step).
+        ``with_loss=False`` none is computed, which saves a sizeable part of a small step.
         """
         pre_data = self.hidden_preactivation(v)
         h_data = torch.sigmoid(pre_data)
@@ -237,8 +237,9 @@ def softplus_mean(pre: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
     Only the reported loss uses it, never the gradient. The rows of a minibatch
     come in a random order (and the chains of PCD are exchangeable from one step to the next), so the mean over
     the first 16 estimates the batch's mean without bias; the logarithms over
-    all of a 100 x 500 batch cost 0.5 ms of a 7 ms CD-1 step (measured at 2 threads),
-    the gap between the trainer and a hand-written loop that reports nothing.
+    all of a large batch are a measurable part of a CD-1 step, the gap between
+    the trainer and a hand-written loop that reports nothing (measured:
+    ``examples/benchmarks/design_notes.md``).
     """
     rows = min(pre.shape[0], LOSS_ROWS)
     return softplus_sum(pre[:rows], h[:rows]).div_(rows)
@@ -248,12 +249,11 @@ def softplus_sum(pre: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
     """``sum softplus(x)`` over all entries, as ``sum x - sum log h`` with ``h = sigmoid(x)`` already computed.
 
     One logarithm per entry where ``F.softplus`` takes an exponential and a
-    logarithm: at 100 x 500 on one core 24 us against 86 us (a CD-1 step is
-    about 3 ms), and no slower at 10 x 100. Below ``x = -87`` (float32)
+    logarithm: faster on large batches, and no slower on small ones. Below ``x = -87`` (float32)
     ``h`` is clamped at the smallest normal float, which understates those
     entries' softplus (about ``e^x``) by ``-87 - x``: an error in the reported
-    loss only, not seen in practice (the pre-activations of a Fashion-MNIST
-    RBM after 10 epochs stay above -67).
+    loss only, not seen in practice (the pre-activations of a trained
+    Fashion-MNIST RBM stay well above ``-87``).
     """
     return pre.sum() - h.clamp(min=torch.finfo(h.dtype).tiny).log_().sum()
 

@@ -208,9 +208,9 @@ class PatchGaussianRBM(PatchLayer):
     kind, learner_kind = "patch-grbm", GaussianRBM
     summary = "sparse Gaussian RBM on whitened image patches, hidden probabilities sum-pooled"
     # Whitened patches have variances below 1 (lambda / (lambda + zca_eps)), and a mixture of unit-variance
-    # Gaussians cannot be narrower than 1: with s = 1 the weights shrank to norm 0.007 and the codes were
-    # linear (CIFAR-10, 10,000 images, 400 features: at pixels' accuracy); learned s gave +6 / +21 points at
-    # 10 / 100 labels per class.
+    # Gaussians cannot be narrower than 1: with s = 1 the weights shrank to almost nothing and the codes were
+    # linear (on CIFAR-10 no better than pixels); learned s gained clearly, the more so with more labels
+    # (measured: examples/benchmarks/design_notes.md).
     learner_defaults = {"sparsity": 0.05, "learn_std": True}
 
 

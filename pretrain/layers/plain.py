@@ -27,8 +27,8 @@ def holding(module_class: type, weights: Dict[str, torch.Tensor], *args, **kwarg
 
     Built on the meta device, so nothing is drawn from the random stream, and
     its parameters replaced: what ``nn.utils.skip_init`` gives, without the
-    import of torch.fx's symbolic shapes that its ``to_empty`` triggers (over
-    half a second at the first call, paid by the end of every run that plots).
+    import of torch.fx's symbolic shapes that its ``to_empty`` triggers (slow
+    at the first call, and paid by the end of every run that plots).
     """
     module = module_class(*args, device="meta", **kwargs)
     for name, value in weights.items():

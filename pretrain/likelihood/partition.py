@@ -165,7 +165,7 @@ def draw(p: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Binary sample of probabilities ``p`` from ``generator`` (the global random state is left alone).
 
     ``ceil(p - u)`` is 1 exactly when ``u < p`` (``p - u`` is in ``(-1, 1)``), in
-    two float passes: several times faster on CPU than ``(u < p).to(float)``.
+    two float passes: faster on CPU than ``(u < p).to(float)``.
     """
     return p.sub(torch.rand(p.shape, generator=generator, device=p.device, dtype=p.dtype)).ceil_()
 
@@ -175,7 +175,7 @@ def log1p(y: torch.Tensor) -> torch.Tensor:
 
     The second term undoes the rounding of ``1 + y`` to first order (Goldberg,
     *What every computer scientist should know about floating-point
-    arithmetic*, 1991, s. 4); three to four times faster on CPU than ``torch.log1p``.
+    arithmetic*, 1991, s. 4); faster on CPU than ``torch.log1p``.
     """
     u = y + 1
     return u.log().sub_((u - 1).sub_(y).div_(u))

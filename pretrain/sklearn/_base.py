@@ -230,7 +230,7 @@ class _LayerTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
     def _update(self, x: torch.Tensor, batch_size: int, stage: str) -> None:
         """One :func:`run_epoch` over ``x``; stop with a hint when a weight is no longer finite.
 
-        No loss is asked for (scikit-learn reports none either): for an RBM it is a fifth of a
+        No loss is asked for (scikit-learn reports none either): for an RBM it is a sizeable part of a
         minibatch of 10, and a diverged step shows in the weights all the same.
         """
         name = type(self).__name__
@@ -245,9 +245,10 @@ class _LayerTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
     def _threads(self, batch_size: int):
         """One torch thread where a step's products are small (:data:`SMALL_PRODUCT`) on the CPU; else as set.
 
-        Measured on 2 cores (digits, 100 components, batch 10: 64,000 multiply-adds a product): a
-        fit took 0.198 s at one thread and 0.249 s at two (float64: 0.261 s and 0.400 s), while at
-        3.2 million (batch 100, 500 components) two threads took 0.112 s and one 0.133 s.
+        A second thread pays off only on large products: at 64,000 multiply-adds a product (digits,
+        100 components, batch 10) a fit took longer at two threads than at one, in float32 and float64,
+        while at 3.2 million (batch 100, 500 components) two threads were faster than one (measured:
+        ``examples/benchmarks/design_notes.md``).
         """
         layer = self.layer_  # a dense layer's products; the convolutional kinds keep the caller's threads
         small = (not layer.convolutional and layer.weight.device.type == "cpu"

@@ -30,11 +30,12 @@ class BernoulliRBM(_LayerTransformer):
 
     Speed: it trains through the same loop as ``pretrain`` (the closed-form
     PCD update folded into the parameters, :mod:`pretrain.training.sgd`), so each
-    minibatch pays about 25 torch operations, some 0.2 ms on a 2-core machine
-    where scikit-learn's whole numpy step takes about 0.12 ms: on the 8x8 digits at
-    ``batch_size=10`` scikit-learn is 1.6-2x faster, while on 28x28 images at
-    batch 100 this one is about 1.8x faster
-    (``examples/benchmarks/rbm_throughput.py`` measures both).
+    minibatch pays the fixed cost of about 25 torch operations, more than
+    scikit-learn's whole numpy step on a small batch: on the 8x8 digits at
+    ``batch_size=10`` scikit-learn is faster, while on 28x28 images at
+    batch 100 this one is faster
+    (``examples/benchmarks/rbm_throughput.py`` measures both; the figures are in
+    ``examples/benchmarks/design_notes.md``).
 
     Parameters
     ----------

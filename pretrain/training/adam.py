@@ -13,8 +13,8 @@ operation for operation (``torch._foreach`` calls in the order of its multi-tens
 equal its single-tensor step elementwise): the same weights, bit for bit (a test checks both).
 
 Why not ``torch.optim.Adam`` itself: the first torch optimizer a process builds imports
-``torch._dynamo`` (torch.optim's methods are wrapped by ``torch._disable_dynamo``), 2.1 s measured
-on a 2-core machine, which every autoencoder pretraining and every fine-tuning paid. Its
+``torch._dynamo`` (torch.optim's methods are wrapped by ``torch._disable_dynamo``), which costs
+seconds, and every autoencoder pretraining and every fine-tuning paid it. Its
 :meth:`state_dict` has torch's layout (``state[i]`` with ``step``, ``exp_avg``, ``exp_avg_sq``),
 so a checkpoint written by ``torch.optim.Adam`` resumes here, and ``torch.load(weights_only=True)``
 reads it.

@@ -18,7 +18,7 @@ from .adam import Adam
 from .sgd import SGD
 
 #: minibatches per loss asked of a layer: an RBM's loss is an estimate made beside its closed-form update
-#: (a twentieth of a CD-1 step at 2 threads, measured), so it is taken from every fifth; autograd layers
+#: (small beside a CD-1 step, but not free), so it is taken from every fifth; autograd layers
 #: have theirs at every step, and all they return counts.
 LOSS_EVERY = 5
 
@@ -32,7 +32,7 @@ def layer_optimizer(layer: Layer, lr: float) -> Optimizer:
 
     Both are our own (:mod:`pretrain.training.sgd`, :mod:`pretrain.training.adam`): torch's updates,
     without SGD's per-step overhead, and without the import of ``torch._dynamo`` that the first
-    ``torch.optim`` optimizer of a process pays (2 s on a 2-core machine).
+    ``torch.optim`` optimizer of a process pays, which costs seconds.
     """
     groups = layer.parameter_groups(layer.hparams.get("weight_decay", 0.0))
     if layer.optimizer == "adam":
@@ -70,7 +70,7 @@ def run_epoch(layer: Layer, optimizer: Optimizer, x: torch.Tensor, batch_size: i
                        desc=progress)
     parameters = list(layer.parameters())
     for step, batch in enumerate(bar):
-        for parameter in parameters:  # as layer.zero_grad(set_to_none=True), at a tenth of its cost per step
+        for parameter in parameters:  # as layer.zero_grad(set_to_none=True), at less cost per step
             parameter.grad = None
         # A rank's slice of a last batch smaller than the world is empty: it adds zero gradients.
         into = optimizer.fold(foldable) if foldable else {}

@@ -6,7 +6,7 @@ is costed from the shapes alone, before anything trains, and a list that does no
 the fix (fewer units, a smaller batch, the codes on disk).
 
 The estimate is a floor, kept simple. Each layer is built on the CPU (the meta device would make no storage,
-but its first random draw imports ``torch._dynamo``, 2 s): as asked when its weights are at most
+but its first random draw imports ``torch._dynamo``, which costs seconds): as asked when its weights are at most
 :data:`BUILT_VALUES` values per input, else with ``U`` and ``U / 2`` units and its sizes extrapolated to its
 units (each is affine in the units, or the larger of a constant and a multiple of them: exact once ``U / 2``
 units outweigh the constant). A layer is counted as
@@ -40,8 +40,9 @@ from ..layers import Layer, LayerSpec
 BUILT_VALUES = 4_000_000
 #: copies of the parameters a step holds, by optimizer: weights and gradient, and SGD's velocity or Adam's moments.
 STATE_COPIES = {"sgd": 3, "adam": 4}
-#: batch-sized tensors as wide as a layer's widest that a step holds at once. One epoch on digits, peak memory
-#: growth beyond the state: cae and crbm 5-9 such tensors, rbm 5, ae 10; 4 stays below every one.
+#: batch-sized tensors as wide as a layer's widest that a step holds at once: fewer than the peak memory growth
+#: beyond the state that one epoch on digits showed for every kind, so the estimate stays a floor (measured:
+#: ``examples/benchmarks/design_notes.md``).
 ACTIVATION_COPIES = 4
 
 

@@ -15,12 +15,11 @@ for bit (a test checks it). A velocity that starts at zeros gives
 a branch.
 
 Why not ``torch.optim.SGD`` itself: around the same arithmetic its ``step``
-adds some 0.05-0.2 ms of Python per minibatch (option checks, list building,
-profiler hooks), and an RBM epoch pays it at every minibatch. One thread on a
-shared 2-core machine, 784 x 500 RBM: 0.13 ms against 0.20 ms without
-momentum, 0.49 ms against 0.71 ms with it; 64 x 100: 0.03 against 0.08 ms,
-0.09 against 0.16 ms. And the first torch optimizer of a process imports
-``torch._dynamo`` (over a second); this class touches neither.
+adds Python work per minibatch (option checks, list building, profiler hooks),
+of the order of a small RBM's whole update, and an RBM epoch pays it at every
+minibatch (measured: ``examples/benchmarks/design_notes.md``). And the first
+torch optimizer of a process imports ``torch._dynamo``, which costs seconds;
+this class touches neither.
 
 :meth:`state_dict` has torch's layout (velocities as ``state[i]["momentum_buffer"]``,
 ``i`` numbering the parameters group after group), plain tensors and numbers,

@@ -167,8 +167,9 @@ class PatchLayer(ImageInput, Layer):
     # Encoding: images to pooled features ------------------------------------------------------
     @torch.no_grad()
     def forward(self, v):
-        """The pooled codes ``[N, K, grid, grid]`` of images ``v``, by the modules fine-tuning gets."""
-        return self.to_modules().to(v.device)(v)
+        """The pooled codes ``[N, K, grid, grid]`` of images ``v``, by the modules fine-tuning gets (in ``v``'s float
+        type: they are built in float32)."""
+        return self.to_modules().to(v.device, v.dtype)(v)
 
     def code_modules(self) -> Tuple[nn.Module, ...]:
         """The encoder of whitened patches: the learner's own modules, or its dictionary under ``encode``."""

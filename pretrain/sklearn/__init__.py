@@ -10,13 +10,15 @@
   ``ae`` options) are single layers of the other dense kinds;
 * :class:`ConvAutoencoder` (``cae``) and :class:`ConvRBM` (``crbm``) are
   convolutional layers over rows that are flattened images (``image_shape``, channels last);
+* :class:`PatchKMeans` (``patch-kmeans``) is Coates, Lee & Ng's single layer: k-means on whitened
+  image patches, the triangle code at every position, sum-pooled over the image's quadrants;
 * :class:`StackedPretrainer` pretrains a whole stack greedily with
   :func:`pretrain.pretrain_stack` (each layer's codes computed once and cached)
   and ``transform`` gives the top layer's codes.
 
 One estimator per file; the layer estimators' parameters and constraints are
 derived from the layers' option declarations (see :mod:`pretrain.sklearn._base`).
-All six are transformers for ``Pipeline`` and ``GridSearchCV``. The layers are
+All seven are transformers for ``Pipeline`` and ``GridSearchCV``. The layers are
 those ``pretrain -l KIND:UNITS`` builds and :func:`pretrain.training.epoch.run_epoch`
 trains them: there is no second training loop here. Float32 input is fitted
 and transformed in float32, float64 in float64, as scikit-learn does. Sparse
@@ -37,6 +39,7 @@ from .bernoulli_rbm import BernoulliRBM
 from .conv_autoencoder import ConvAutoencoder
 from .conv_rbm import ConvRBM
 from .gaussian_rbm import GaussianRBM
+from .patch_kmeans import PatchKMeans
 from .stacked import StackedPretrainer
 
-__all__ = ["Autoencoder", "BernoulliRBM", "ConvAutoencoder", "ConvRBM", "GaussianRBM", "StackedPretrainer"]
+__all__ = ["Autoencoder", "BernoulliRBM", "ConvAutoencoder", "ConvRBM", "GaussianRBM", "PatchKMeans", "StackedPretrainer"]

@@ -23,6 +23,7 @@ from ..core.errors import LayerwiseError
 from ..core.batches import map_batches
 from ..core.device import deterministic_convolutions, resolve_device, torch_threads
 from ..training.epoch import layer_optimizer, run_epoch
+from ..training.footprint import trains_on_inputs
 from ..layers import LayerSpec, Option, get_layer_class
 
 #: rows the data-dependent initialisation looks at (as the greedy trainer).
@@ -159,12 +160,12 @@ class _LayerTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         x = self._layer_input(dense_input(self, X, reset=True), reset=True)
         self.random_state_ = check_random_state(self.random_state)
         with self._seeded(self.random_state_):
-            self._build(x)
-            for iteration in range(1, self.n_iter + 1):
+            rows = self._build(x)
+            for iteration in range(1, (self.n_iter if self.layer_.learns else 0) + 1):
                 started = time.perf_counter()
-                self._update(x, self.batch_size, f"iteration {iteration}")
+                self._update(rows, self.batch_size, f"iteration {iteration}")
                 if self.verbose:
-                    label, value = self._monitor(x)
+                    label, value = self._monitor(rows)
                     print(f"[{type(self).__name__}] Iteration {iteration}, {label} = {value}, "
                           f"time = {time.perf_counter() - started:.2f}s")
         return self
@@ -177,9 +178,8 @@ class _LayerTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         if first_call:
             self.random_state_ = check_random_state(self.random_state)
         with self._seeded(self.random_state_):
-            if first_call:
-                self._build(x)
-            self._update(x.to(self.layer_.weight.dtype), len(x), "partial_fit")
+            rows = self._build(x) if first_call else self._training_rows(x, fit=False)
+            self._update(rows.to(self._home().dtype), len(rows), "partial_fit")
         return self
 
     def transform(self, X):
@@ -213,14 +213,24 @@ class _LayerTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
     def _seeded(self, rng: np.random.RandomState):
         return torch_seeded(draw_seed(rng), resolve_device(self.device))
 
-    def _build(self, x: torch.Tensor) -> None:
-        """The layer in ``x``'s float type, initialised from the data, and its optimizer."""
+    def _build(self, x: torch.Tensor) -> torch.Tensor:
+        """The layer in ``x``'s float type, initialised from the data, and its optimizer; returns the rows it
+        trains on (:meth:`_training_rows`)."""
         device = resolve_device(self.device)
         spec = LayerSpec(self.kind, self.n_components, self._layer_options())
         self.layer_ = spec.build(x.shape[1:], self._input_range(x)).to(device=device, dtype=x.dtype)
-        self.layer_.init_from_data(x[:INIT_ROWS].to(device))
+        rows = self._training_rows(x, fit=True)
+        self.layer_.init_from_data(rows[:INIT_ROWS].to(device))
         self.optimizer_ = layer_optimizer(self.layer_, self.learning_rate)
         self._n_features_out = int(np.prod(self.layer_.output_shape))
+        return rows
+
+    def _training_rows(self, x: torch.Tensor, fit: bool) -> torch.Tensor:
+        """What the learning rule sees of ``x`` (:meth:`pretrain.layers.Layer.training_rows`): ``x`` itself, or a
+        patch layer's whitened patches, sampled on the layer's device (``fit``: its whitening fitted on them)."""
+        if trains_on_inputs(self.layer_):
+            return x
+        return self.layer_.training_rows(x.to(resolve_device(self.device)), fit=fit)
 
     def _layer_input(self, x: torch.Tensor, reset: bool) -> torch.Tensor:
         """Rows as the layer takes them (``reset``: for a new fit): as they are for a dense kind (images:
@@ -258,15 +268,20 @@ class _LayerTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
     @torch.no_grad()
     def _monitor(self, x: torch.Tensor):
         """What ``verbose`` reports after each iteration: (label, formatted value)."""
-        error = self.layer_.reconstruction_error(x[:MONITOR_ROWS].to(self.layer_.weight.device))
+        error = self.layer_.reconstruction_error(x[:MONITOR_ROWS].to(self._home().device))
         return "reconstruction error", f"{float(error):.4f}"
 
     @torch.no_grad()
     def _map_rows(self, function, x: torch.Tensor) -> np.ndarray:
         """``function`` applied to ``x`` chunk by chunk on the layer's device and float type."""
-        weight = self.layer_.weight
+        weight = self._home()
         x = x.to(weight.dtype)
         return map_batches(lambda chunk: function(chunk).cpu(), x, device=weight.device).numpy()
+
+    def _home(self) -> torch.Tensor:
+        """A floating tensor of the layer's state: where it lives and in which float type (patch layers have no
+        ``weight``)."""
+        return next(t for t in (*self.layer_.parameters(), *self.layer_.buffers()) if t.is_floating_point())
 
     @staticmethod
     def _numpy(tensor: torch.Tensor) -> np.ndarray:

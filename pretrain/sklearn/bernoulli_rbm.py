@@ -71,9 +71,10 @@ class BernoulliRBM(_LayerTransformer):
     option_parameters = False
 
     def _build(self, x):
-        super()._build(x)
+        rows = super()._build(x)
         # scikit-learn starts batch_size persistent chains at h = 0.
         self.layer_.chain = self.layer_.weight.new_zeros(self.batch_size, self.n_components)
+        return rows
 
     @property
     def h_samples_(self) -> np.ndarray:

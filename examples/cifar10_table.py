@@ -136,7 +136,8 @@ def main():
     parser.add_argument("--labels-per-class", default="10,100,all")
     parser.add_argument("--learners", default="kmeans,rbm,ae,patches,kmeans-nowhiten",
                         help=f"comma-separated, of {', '.join(LEARNERS)}")
-    parser.add_argument("--controls", default="rbm,ae", help="learners whose random: control is a row")
+    parser.add_argument("--controls", default="rbm,ae",
+                        help="learners whose random: control is a row (pretrained for it if not in --learners)")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--features", type=int, default=1600)
     parser.add_argument("--patches", type=int, default=400000)
@@ -155,20 +156,22 @@ def main():
     threads = f" ({torch.get_num_threads()} threads)"
     controls = args.controls.split(",")
     sources = [] if args.no_pixels else ["pixels"]
-    for name in learners:  # each learner, then its control: an interrupted run still has the pair
-        stack = str(out / "stacks" / name)
-        sources += [stack] + ([f"random:{stack}"] if name in controls else [])
-    rows = []
+    for name in dict.fromkeys(learners + [name for name in controls if name]):  # a learner, then its control:
+        stack = str(out / "stacks" / name)  # an interrupted run still has the pair
+        sources += ([stack] if name in learners else []) + ([f"random:{stack}"] if name in controls else [])
+    rows, pretrained = [], set()
     for text in sources:
         name = text.rpartition("/")[2] if text == "pixels" else text
-        learner = Path(text.partition("random:")[2] or text).name
+        stack = text.partition("random:")[2] or text
+        learner = Path(stack).name
         pretrain_seconds = 0.0
-        if learner in LEARNERS and not text.startswith("random:"):
+        if learner in LEARNERS and learner not in pretrained:  # a control alone needs its learner's stack too
+            pretrained.add(learner)
             started = time.perf_counter()
             specs = layer_specs(learner, features, patches, args.quick)
-            pretrain.pretrain_stack(dataset, specs, out=text, epochs=10, resume=True, progress=False)
+            pretrain.pretrain_stack(dataset, specs, out=stack, epochs=10, resume=True, progress=False)
             pretrain_seconds = time.perf_counter() - started
-            print(f"{text}: {' / '.join(specs)} pretrained in {pretrain_seconds:.0f} s", flush=True)
+            print(f"{stack}: {' / '.join(specs)} pretrained in {pretrain_seconds:.0f} s", flush=True)
         print(text, flush=True)
         train, test, seconds = features_of(load_source(text, dataset), dataset, threads)
         rows += head_rows(name, train, test, dataset, budgets, seeds, seconds, pretrain_seconds)

@@ -35,7 +35,8 @@ from pretrain.core.batches import map_batches
 from pretrain.core.memory import keep_freed_memory
 
 #: the learners of the table: source name -> layer spec, or specs bottom first (F features, P patches; a
-#: second greedy layer learns on its first's maps pooled over a G x G grid, F / 4 features wide)
+#: second greedy layer learns on its first's maps pooled over a G x G grid, F / 4 features wide; an RBM's from
+#: P / 4 patches, its CD steps being the slowest part)
 LEARNERS = {
     "kmeans": "patch-kmeans:{F},patches={P},epochs=10",
     "rbm": "patch-grbm:{F},patches={P},epochs=10,sparsity=0.05,sparsity_cost=0.3,momentum=0.9,lr=0.005",
@@ -47,6 +48,11 @@ LEARNERS = {
     "kmeans-first": "patch-kmeans:{Q},patches={P},epochs=10",
     "kmeans-2layer": ("patch-kmeans:{Q},patches={P},epochs=10,grid={G}",
                       "patch-kmeans:{F},patch=2,patches={P},epochs=10"),
+    "rbm-first": "patch-grbm:{Q},patches={P},epochs=10,sparsity=0.05,sparsity_cost=0.3,momentum=0.9,lr=0.005",
+    "rbm-2layer": ("patch-grbm:{Q},patches={P},epochs=10,sparsity=0.05,sparsity_cost=0.3,momentum=0.9,lr=0.005,"
+                   "grid={G}",
+                   "patch-grbm:{F},patch=2,patches={P4},epochs=10,sparsity=0.05,sparsity_cost=0.3,momentum=0.9,"
+                   "lr=0.005"),
 }
 #: label budgets up to this many labels choose the head's C by 5-fold cross-validation, larger ones on a
 #: subsample of this many (one split)
@@ -122,7 +128,8 @@ def layer_specs(learner: str, features: int, patches: int, quick: bool) -> list:
     """The layer specs of ``learner`` at ``features`` and ``patches`` (``quick``: one epoch, 3 x 3 patches below)."""
     specs = LEARNERS[learner]
     specs = [specs] if isinstance(specs, str) else list(specs)
-    specs = [spec.format(F=features, Q=max(features // 4, 1), P=patches, G=3 if quick else 9) for spec in specs]
+    specs = [spec.format(F=features, Q=max(features // 4, 1), P=patches, P4=max(patches // 4, 2), G=3 if quick else 9)
+             for spec in specs]
     if quick:
         specs = [spec.replace("epochs=10", "epochs=1") for spec in specs]
         specs[0] += ",patch=3"

@@ -164,8 +164,6 @@ def setting_option(settings: type, name: str, *declarations: str, **overrides):
                                         max_open=meta["high_open"])
     elif kind is float:
         option["type"] = Finite(meta["low"], meta["high"], min_open=meta["low_open"], max_open=meta["high_open"])
-    elif kind is int:
-        option["type"] = int
     return click.option(*(declarations or ("--" + name.replace("_", "-"),)), **{**option, **overrides})
 
 

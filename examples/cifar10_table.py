@@ -37,22 +37,21 @@ from pretrain.core.memory import keep_freed_memory
 #: the learners of the table: source name -> layer spec, or specs bottom first (F features, P patches; a
 #: second greedy layer learns on its first's maps pooled over a G x G grid, F / 4 features wide; an RBM's from
 #: P / 4 patches, its CD steps being the slowest part)
+#: the sparse Gaussian RBM's training options, shared by every RBM learner
+RBM = "sparsity=0.05,sparsity_cost=0.3,momentum=0.9,lr=0.005"
 LEARNERS = {
     "kmeans": "patch-kmeans:{F},patches={P},epochs=10",
-    "rbm": "patch-grbm:{F},patches={P},epochs=10,sparsity=0.05,sparsity_cost=0.3,momentum=0.9,lr=0.005",
+    "rbm": "patch-grbm:{F},patches={P},epochs=10," + RBM,
     "ae": "patch-ae:{F},patches={P},epochs=10,sparsity=0.05,beta=3",
     "patches": "patch-sampled:{F},patches={P}",
     "kmeans-nowhiten": "patch-kmeans:{F},patches={P},epochs=10,whiten=false",
-    "rbm-nowhiten": "patch-grbm:{F},patches={P},epochs=10,sparsity=0.05,sparsity_cost=0.3,momentum=0.9,lr=0.005,"
-                    "whiten=false",
+    "rbm-nowhiten": "patch-grbm:{F},patches={P},epochs=10," + RBM + ",whiten=false",
     "kmeans-first": "patch-kmeans:{Q},patches={P},epochs=10",
     "kmeans-2layer": ("patch-kmeans:{Q},patches={P},epochs=10,grid={G}",
                       "patch-kmeans:{F},patch=2,patches={P},epochs=10"),
-    "rbm-first": "patch-grbm:{Q},patches={P},epochs=10,sparsity=0.05,sparsity_cost=0.3,momentum=0.9,lr=0.005",
-    "rbm-2layer": ("patch-grbm:{Q},patches={P},epochs=10,sparsity=0.05,sparsity_cost=0.3,momentum=0.9,lr=0.005,"
-                   "grid={G}",
-                   "patch-grbm:{F},patch=2,patches={P4},epochs=10,sparsity=0.05,sparsity_cost=0.3,momentum=0.9,"
-                   "lr=0.005"),
+    "rbm-first": "patch-grbm:{Q},patches={P},epochs=10," + RBM,
+    "rbm-2layer": ("patch-grbm:{Q},patches={P},epochs=10," + RBM + ",grid={G}",
+                   "patch-grbm:{F},patch=2,patches={P4},epochs=10," + RBM),
 }
 #: label budgets up to this many labels choose the head's C by 5-fold cross-validation, larger ones on a
 #: subsample of this many (one split)

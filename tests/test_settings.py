@@ -12,7 +12,7 @@ from finetune.study.experiment import Options, compare
 from finetune.training.train import TrainSettings
 from pretrain.cli import main as pretrain_main
 from pretrain.core.errors import LayerwiseError
-from pretrain.settings import CommonSettings, PretrainSettings
+from pretrain.settings import CommonSettings, PretrainSettings, declared
 from pretrain.training.greedy import pretrain_stack
 
 COMMANDS = [(pretrain_main, [PretrainSettings]), (finetune_main, [FinetuneSettings, StudyGrid])]
@@ -72,7 +72,7 @@ def test_both_commands_share_the_common_settings():
 @pytest.mark.parametrize("name", ["epochs", "batch_size", "jobs", "lr"])
 def test_the_library_refuses_what_the_command_refuses(name):
     """Below a finetune setting's range, ``Options`` (what ``compare`` and ``advise`` build) fails in one line."""
-    spec = next(spec for spec in fields(FinetuneSettings) if spec.name == name)
+    spec = declared(FinetuneSettings, name)
     below = spec.metadata["low"] if spec.metadata["low_open"] else spec.metadata["low"] - 1
     with pytest.raises(LayerwiseError, match=name):
         Options(**{name: below}, progress=False)
@@ -80,6 +80,6 @@ def test_the_library_refuses_what_the_command_refuses(name):
 
 @pytest.mark.parametrize("name", ["epochs", "batch_size", "ais_every"])
 def test_pretrain_stack_refuses_what_the_command_refuses(name):
-    spec = next(spec for spec in fields(PretrainSettings) if spec.name == name)
+    spec = declared(PretrainSettings, name)
     with pytest.raises(LayerwiseError, match=name):
         pretrain_stack("digits", ["rbm:4"], **{name: spec.metadata["low"] - 1})

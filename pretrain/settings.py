@@ -8,9 +8,10 @@ Torch-free: the commands import it before ``--help``.
 """
 import typing
 from dataclasses import Field, dataclass, field, fields
-from typing import Optional
+from typing import Mapping, Optional
 
 from .core.device import DEVICES
+from .core.errors import LayerwiseError
 
 
 def setting(default, help: str, *, low=None, high=None, low_open: bool = False, high_open: bool = False,
@@ -29,6 +30,32 @@ def declared(settings: type, name: str) -> Field:
 def value_type(spec: Field) -> type:
     """The type of a field's values: ``int`` for ``Optional[int]``."""
     return next((kind for kind in typing.get_args(spec.type) if kind is not type(None)), spec.type)
+
+
+def range_text(spec: Field) -> str:
+    """A field's range in words: ``at least 1``, ``above 0``, ``at least 0 and below 1``."""
+    meta = spec.metadata
+    ends = [f"{word} {meta[end]:g}" for end, word in (("low", "above" if meta["low_open"] else "at least"),
+                                                      ("high", "below" if meta["high_open"] else "at most"))
+            if meta[end] is not None]
+    return " and ".join(ends)
+
+
+def in_range(value, spec: Field) -> bool:
+    """Whether ``value`` lies in the field's range (NaN lies in none)."""
+    meta = spec.metadata
+    above = meta["low"] is None or (value > meta["low"] if meta["low_open"] else value >= meta["low"])
+    below = meta["high"] is None or (value < meta["high"] if meta["high_open"] else value <= meta["high"])
+    return bool(above and below)
+
+
+def check_ranges(settings: type, values: Mapping) -> None:
+    """Refuse, in one line, a value of ``values`` outside the range its field of ``settings`` declares: the
+    library's check of what the command's click ranges check (an unset optional, ``None``, passes)."""
+    for spec in fields(settings):
+        value = values.get(spec.name)
+        if value is not None and range_text(spec) and not in_range(value, spec):
+            raise LayerwiseError(f"{spec.name}={value}: {spec.name} must be {range_text(spec)}")
 
 
 @dataclass

@@ -108,7 +108,7 @@ def test_a_batch_of_one_is_refused(tmp_path):
     result = run("digits", *QUICK, "--batch-size", 1, "--save", tmp_path / "clf")
     assert_usage_error(result, "Invalid value for '--batch-size': 1 is not in the range x>=2")
     assert_nothing_written(tmp_path / "clf")
-    with pytest.raises(LayerwiseError, match="batch_size=1: fine-tuning trains on batches of at least 2"):
+    with pytest.raises(LayerwiseError, match="batch_size=1: batch_size must be at least 2"):
         finetune.fine_tune("digits", "pixels", batch_size=1, progress=False)
 
 

@@ -69,17 +69,35 @@ def test_both_commands_share_the_common_settings():
                 spec.metadata["help"]), spec.name
 
 
-@pytest.mark.parametrize("name", ["epochs", "batch_size", "jobs", "lr"])
+def bounded(settings: type, takes=None) -> list:
+    """The names of the fields of ``settings`` that declare a lower bound (and that ``takes`` takes)."""
+    taken = inspect.signature(takes).parameters if takes else None
+    return [spec.name for spec in fields(settings)
+            if spec.metadata["low"] is not None and (taken is None or spec.name in taken)]
+
+
+def just_below(settings: type, name: str):
+    """The value just outside the lower end of a field's range."""
+    meta = declared(settings, name).metadata
+    return meta["low"] if meta["low_open"] else meta["low"] - 1
+
+
+@pytest.mark.parametrize("name", bounded(FinetuneSettings))
 def test_the_library_refuses_what_the_command_refuses(name):
-    """Below a finetune setting's range, ``Options`` (what ``compare`` and ``advise`` build) fails in one line."""
-    spec = declared(FinetuneSettings, name)
-    below = spec.metadata["low"] if spec.metadata["low_open"] else spec.metadata["low"] - 1
-    with pytest.raises(LayerwiseError, match=name):
-        Options(**{name: below}, progress=False)
+    """Below a finetune setting's range, ``Options`` (what ``compare`` and ``advise`` build) fails in one line
+    that names the setting and its range."""
+    with pytest.raises(LayerwiseError, match=f"{name}=.*: {name} must be (at least|above)"):
+        Options(**{name: just_below(FinetuneSettings, name)}, progress=False)
 
 
-@pytest.mark.parametrize("name", ["epochs", "batch_size", "ais_every"])
+@pytest.mark.parametrize("name", bounded(PretrainSettings, pretrain_stack))
 def test_pretrain_stack_refuses_what_the_command_refuses(name):
-    spec = declared(PretrainSettings, name)
-    with pytest.raises(LayerwiseError, match=name):
-        pretrain_stack("digits", ["rbm:4"], **{name: spec.metadata["low"] - 1})
+    with pytest.raises(LayerwiseError, match=f"{name}=.*: {name} must be (at least|above)"):
+        pretrain_stack("digits", ["rbm:4"], **{name: just_below(PretrainSettings, name)})
+
+
+def test_a_nan_rate_and_the_upper_ends_are_refused_too():
+    with pytest.raises(LayerwiseError, match="lr=nan: lr must be above 0"):
+        Options(lr=float("nan"), progress=False)
+    with pytest.raises(LayerwiseError, match="val_fraction=1: val_fraction must be at least 0 and below 1"):
+        pretrain_stack("digits", ["rbm:4"], val_fraction=1)

@@ -23,7 +23,7 @@ from pretrain.core.distributed import is_writer, process_group, world_size
 from pretrain.core.errors import LayerwiseError, UsageMistake
 from pretrain.core.progress import progress_line
 
-from pretrain.settings import declared
+from pretrain.settings import check_ranges
 
 from ..networks.body import Body
 from ..settings import GRID, FinetuneSettings
@@ -40,8 +40,6 @@ from ..networks.sources import Source, parse_source
 from ..training.train import TrainSettings, test_metrics, train_classifier
 
 PREPROCESS_CHUNK = 1024
-#: the smallest batch that trains: a batch of one would break BatchNorm, and the loop skips it (training.train)
-MIN_BATCH = declared(FinetuneSettings, "batch_size").metadata["low"]
 
 
 @dataclass
@@ -60,12 +58,7 @@ class Options(FinetuneSettings):
 
     def __post_init__(self):
         from pretrain.core.device import resolve_device
-        if self.epochs < 1 or self.lr <= 0 or self.jobs < 1:
-            raise LayerwiseError(f"epochs={self.epochs}, lr={self.lr}, jobs={self.jobs}: epochs and jobs must be "
-                                 "at least 1 and lr positive")
-        if self.batch_size < MIN_BATCH:
-            raise LayerwiseError(f"batch_size={self.batch_size}: fine-tuning trains on batches of at least "
-                                 f"{MIN_BATCH} (BatchNorm needs two examples to normalise); use {MIN_BATCH} or more")
+        check_ranges(FinetuneSettings, vars(self))
         self.head_config = parse_head(self.head)
         self.semi_settings = semi_settings(self.semi, self.semi_weight, self.semi_ramp, self.semi_dropout)
         self.semi_weight = self.semi_settings.weight

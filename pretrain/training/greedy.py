@@ -38,7 +38,7 @@ from ..data.preprocess import Preprocessing
 from ..core.progress import progress_line
 from .stack import Stack, load_stack, versions
 from ..core.timing import SECONDS, phase, timed
-from ..settings import PRETRAIN
+from ..settings import PRETRAIN, PretrainSettings, check_ranges
 
 #: training rows used to report the training reconstruction error (at least the held-out size).
 MIN_MONITOR_ROWS = 1000
@@ -129,9 +129,8 @@ def train_layer(layer: Layer, spec: LayerSpec, index: int, run: Run, x_train: to
 
 
 def split_validation(n: int, fraction: float, seed: int):
-    """Seeded permutation split of ``n`` rows into training rows and a held-out slice."""
-    if not 0 <= fraction < 1:
-        raise LayerwiseError(f"val_fraction={fraction}: use a fraction in [0, 1), e.g. 0.05")
+    """Seeded permutation split of ``n`` rows into training rows and a held-out slice (``fraction`` in [0, 1),
+    checked by :func:`pretrain_stack`)."""
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     n_val = int(round(n * fraction))
     return order[n_val:], order[:n_val]
@@ -171,9 +170,8 @@ def pretrain_stack(data, layers: Sequence[Union[str, LayerSpec]], out: Union[str
     if resume and overwrite:
         raise UsageMistake("resume=True continues the run in its folder and overwrite=True replaces it: "
                            "give one of them")
-    if epochs < 1 or batch_size < 1 or ais_every < 0:
-        raise LayerwiseError(f"epochs={epochs}, batch_size={batch_size}, ais_every={ais_every}: "
-                             "epochs and batch_size must be at least 1, ais_every at least 0")
+    check_ranges(PretrainSettings, {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed,
+                                    "val_fraction": val_fraction, "split_seed": split_seed, "ais_every": ais_every})
     dataset = resolve_data(data, data_dir, split_seed)
     run = Run([str(s) for s in specs], out, {
         "data": dataset.spec, "split_seed": dataset.split_seed, "seed": seed, "epochs": epochs,

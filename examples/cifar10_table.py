@@ -42,7 +42,7 @@ RBM = "sparsity=0.05,sparsity_cost=0.3,momentum=0.9,lr=0.005"
 LEARNERS = {
     "kmeans": "patch-kmeans:{F},patches={P},epochs=10",
     "rbm": "patch-grbm:{F},patches={P},epochs=10," + RBM,
-    "ae": "patch-ae:{F},patches={P},epochs=10,sparsity=0.05,beta=3",
+    "ae": "patch-ae:{F},patches={P},epochs=10",
     "patches": "patch-sampled:{F},patches={P}",
     "kmeans-nowhiten": "patch-kmeans:{F},patches={P},epochs=10,whiten=false",
     "rbm-nowhiten": "patch-grbm:{F},patches={P},epochs=10," + RBM + ",whiten=false",

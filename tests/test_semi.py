@@ -152,7 +152,7 @@ def test_reconstruction_is_refused_in_one_line_where_it_cannot_apply(small_stack
 def test_unknown_methods_and_weights_are_refused():
     with pytest.raises(LayerwiseError, match="semi='mean-teacher': use one of none, pseudo-label, reconstruction"):
         compare("digits", ["pixels"], ["linear"], "5", 1, semi="mean-teacher")
-    with pytest.raises(LayerwiseError, match="semi_weight=-1.0"):
+    with pytest.raises(LayerwiseError, match="semi_weight=-1: semi_weight must be at least 0"):
         compare("digits", ["pixels"], ["linear"], "5", 1, semi="pseudo-label", semi_weight=-1)
 
 

@@ -53,9 +53,9 @@ def check_ranges(settings: type, values: Mapping) -> None:
     """Refuse, in one line, a value of ``values`` outside the range its field of ``settings`` declares: the
     library's check of what the command's click ranges check (an unset optional, ``None``, passes)."""
     for spec in fields(settings):
-        value = values.get(spec.name)
-        if value is not None and range_text(spec) and not in_range(value, spec):
-            raise LayerwiseError(f"{spec.name}={value}: {spec.name} must be {range_text(spec)}")
+        value, bounds = values.get(spec.name), range_text(spec)
+        if value is not None and bounds and not in_range(value, spec):
+            raise LayerwiseError(f"{spec.name}={value}: {spec.name} must be {bounds}")
 
 
 @dataclass

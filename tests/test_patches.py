@@ -157,3 +157,16 @@ def test_patch_stacks_fine_tune_beside_their_control(tmp_path):
     assert min(accuracy.values()) > 0.7, accuracy  # measured: 0.87-0.93
     with pytest.raises(LayerwiseError, match="patch layers, whose pooled features have none"):
         finetune.compare("digits", [str(out)], ["full"], "10", seeds=1, semi="reconstruction", progress=False)
+
+
+@pytest.mark.parametrize("kind, dense, option, patch_value", [("patch-ae", "ae", "sparsity", 0.002),
+                                                              ("patch-grbm", "grbm", "learn_std", True)])
+def test_patch_kinds_take_their_own_learner_defaults_and_leave_the_dense_kinds_alone(kind, dense, option,
+                                                                                      patch_value):
+    patch_layer = LayerSpec.parse(f"{kind}:8,patch=3").build((3, 8, 8), "unit")
+    dense_layer = LayerSpec.parse(f"{dense}:8").build(27, "real")
+    assert patch_layer.learner.hparams[option] == patch_value != dense_layer.hparams[option]
+    given = LayerSpec.parse(f"{kind}:8,patch=3,{option}={dense_layer.hparams[option]}").build((3, 8, 8), "unit")
+    assert given.learner.hparams[option] == dense_layer.hparams[option]  # an option given in the spec wins
+    if kind == "patch-ae":  # the rate too: the trainer's default for the patch kind, not the dense one's
+        assert (type(patch_layer).default_lr, type(dense_layer).default_lr) == (0.01, 1e-3)

@@ -170,8 +170,7 @@ def pretrain_stack(data, layers: Sequence[Union[str, LayerSpec]], out: Union[str
     if resume and overwrite:
         raise UsageMistake("resume=True continues the run in its folder and overwrite=True replaces it: "
                            "give one of them")
-    check_ranges(PretrainSettings, {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed,
-                                    "val_fraction": val_fraction, "split_seed": split_seed, "ais_every": ais_every})
+    check_ranges(PretrainSettings, locals())  # every keyword named as its setting, without listing them again
     dataset = resolve_data(data, data_dir, split_seed)
     run = Run([str(s) for s in specs], out, {
         "data": dataset.spec, "split_seed": dataset.split_seed, "seed": seed, "epochs": epochs,

@@ -123,12 +123,15 @@ def head_rows(name: str, train, test, dataset, budgets, seeds, encode_seconds: f
     return rows
 
 
-def layer_specs(learner: str, features: int, patches: int, quick: bool) -> list:
-    """The layer specs of ``learner`` at ``features`` and ``patches`` (``quick``: one epoch, 3 x 3 patches below)."""
+def layer_specs(learner: str, features: int, patches: int, quick: bool, options: str = "") -> list:
+    """The layer specs of ``learner`` at ``features`` and ``patches`` (``quick``: one epoch, 3 x 3 patches below),
+    each with ``options`` (``"zca_eps=0.3"``) added."""
     specs = LEARNERS[learner]
     specs = [specs] if isinstance(specs, str) else list(specs)
     specs = [spec.format(F=features, Q=max(features // 4, 1), P=patches, P4=max(patches // 4, 2), G=3 if quick else 9)
              for spec in specs]
+    if options:
+        specs = [f"{spec},{options}" for spec in specs]
     if quick:
         specs = [spec.replace("epochs=10", "epochs=1") for spec in specs]
         specs[0] += ",patch=3"
@@ -147,6 +150,8 @@ def main():
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--features", type=int, default=1600)
     parser.add_argument("--patches", type=int, default=400000)
+    parser.add_argument("--layer-options", default="", metavar="KEY=VALUE,...",
+                        help="added to every layer spec of every learner, e.g. zca_eps=0.3")
     parser.add_argument("--no-pixels", action="store_true", help="leave out the pixels row")
     parser.add_argument("--quick", action="store_true", help="tiny settings for a smoke test")
     args = parser.parse_args()
@@ -174,7 +179,7 @@ def main():
         if learner in LEARNERS and learner not in pretrained:  # a control alone needs its learner's stack too
             pretrained.add(learner)
             started = time.perf_counter()
-            specs = layer_specs(learner, features, patches, args.quick)
+            specs = layer_specs(learner, features, patches, args.quick, args.layer_options)
             pretrain.pretrain_stack(dataset, specs, out=stack, epochs=10, resume=True, progress=False)
             pretrain_seconds = time.perf_counter() - started
             print(f"{stack}: {' / '.join(specs)} pretrained in {pretrain_seconds:.0f} s", flush=True)
@@ -183,7 +188,8 @@ def main():
         rows += head_rows(name, train, test, dataset, budgets, seeds, seconds, pretrain_seconds)
         del train, test
         write_report(rows, out, {"data": args.data, "features": features, "patches": patches,
-                                 "learners": {n: layer_specs(n, features, patches, args.quick) for n in learners},
+                                 "learners": {n: layer_specs(n, features, patches, args.quick, args.layer_options)
+                                              for n in learners},
                                  "seeds": seeds, "threads": torch.get_num_threads()})
     print(format_table(rows))
 

@@ -32,6 +32,8 @@ from finetune.study.budget import Budget, parse_budgets, sample_labels
 from finetune.study.report import format_table, write_report
 from finetune.training.probe import C_GRID, fit_linear_head
 from pretrain.core.batches import map_batches
+from pretrain.core.errors import LayerwiseError
+from pretrain.layers import LayerSpec
 from pretrain.core.memory import keep_freed_memory
 
 #: the learners of the table: source name -> layer spec, or specs bottom first (F features, P patches; a
@@ -138,6 +140,11 @@ def layer_specs(learner: str, features: int, patches: int, quick: bool, options:
     return specs
 
 
+def controls_of(args) -> list:
+    """The learners named by ``--controls``."""
+    return [name for name in args.controls.split(",") if name]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data", help="an image data spec: folder:DIR (held-out split drawn), npz:FILE, ...")
@@ -161,6 +168,11 @@ def main():
     unknown = sorted(set(learners + args.controls.split(",")) - set(LEARNERS) - {""})
     if unknown:
         parser.error(f"unknown learner {unknown[0]}: use {', '.join(LEARNERS)}")
+    try:  # a bad --layer-options is one line before any pretraining, as the commands' -l
+        [LayerSpec.parse(spec) for name in learners + controls_of(args)
+         for spec in layer_specs(name, features, patches, args.quick, args.layer_options)]
+    except LayerwiseError as error:
+        parser.error(f"--layer-options {args.layer_options}: {error}")
     budgets, seeds = parse_budgets(args.labels_per_class), list(range(args.seeds))
     dataset = pretrain.load_data(args.data)
     out = Path(args.out)
